@@ -1,0 +1,274 @@
+//! Configuration: the Flask app's database settings, read from Spin variables, and
+//! the connection address built from them.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use url::Url;
+
+/// How long to wait for PostgreSQL to accept a connection. The readiness probe
+/// times out after 5 s, so a database host that never answers must fail well before.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A setting, with the Spin variable that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    Username,
+    Password,
+    Host,
+    Port,
+    Name,
+}
+
+impl Setting {
+    /// The Spin variable name (`spin.toml`, `SPIN_VARIABLE_<NAME>`).
+    pub fn variable(self) -> &'static str {
+        match self {
+            Setting::Username => "db_username",
+            Setting::Password => "db_password",
+            Setting::Host => "db_host",
+            Setting::Port => "db_port",
+            Setting::Name => "db_name",
+        }
+    }
+
+    /// The Flask app's default; `None` for the settings it required.
+    fn default_value(self) -> Option<&'static str> {
+        match self {
+            Setting::Username | Setting::Password => None,
+            Setting::Host => Some("127.0.0.1"),
+            Setting::Port => Some("5432"),
+            Setting::Name => Some("postgres"),
+        }
+    }
+}
+
+/// A configuration mistake. It names the variable, never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable has no value, or an empty one.
+    Missing(Setting),
+    /// `db_port` is not a TCP port number.
+    InvalidPort,
+    /// The variables interface failed; the text comes from the host.
+    Unreadable { setting: Setting, reason: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Missing(setting) => write!(
+                f,
+                "required variable {} is not set (set SPIN_VARIABLE_{} or `spin up --variable {}=...`)",
+                setting.variable(),
+                setting.variable().to_uppercase(),
+                setting.variable()
+            ),
+            ConfigError::InvalidPort => {
+                write!(f, "variable db_port must be a TCP port number from 1 to 65535")
+            }
+            ConfigError::Unreadable { setting, reason } => {
+                write!(f, "variable {} cannot be read: {reason}", setting.variable())
+            }
+        }
+    }
+}
+
+/// The database settings of the service.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbSettings {
+    pub username: String,
+    password: String,
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+}
+
+impl fmt::Debug for DbSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbSettings")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl DbSettings {
+    /// Read the settings through `lookup`, which returns a variable's value, `None`
+    /// when it is undefined, or the host's error. Empty values count as unset, so an
+    /// empty optional setting takes the Flask default and an empty required one is
+    /// reported as missing.
+    pub fn load(
+        lookup: impl Fn(&str) -> Result<Option<String>, String>,
+    ) -> Result<DbSettings, ConfigError> {
+        let read = |setting: Setting| -> Result<String, ConfigError> {
+            let value = lookup(setting.variable())
+                .map_err(|reason| ConfigError::Unreadable { setting, reason })?
+                .filter(|value| !value.is_empty());
+            match (value, setting.default_value()) {
+                (Some(value), _) => Ok(value),
+                (None, Some(default)) => Ok(default.to_owned()),
+                (None, None) => Err(ConfigError::Missing(setting)),
+            }
+        };
+        let port = read(Setting::Port)?
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or(ConfigError::InvalidPort)?;
+        Ok(DbSettings {
+            username: read(Setting::Username)?,
+            password: read(Setting::Password)?,
+            host: read(Setting::Host)?,
+            port,
+            name: read(Setting::Name)?,
+        })
+    }
+
+    /// The address for Spin's `Connection::open`, in URL form: user, password and
+    /// database are percent-encoded, so any character in them is safe. The
+    /// `statement_timeout` bounds every query on connections of this address.
+    pub fn address(&self, statement_timeout: Duration) -> String {
+        let mut url = Url::parse("postgres://localhost").expect("a valid base URL");
+        // An IPv6 literal must be bracketed in a URL.
+        let host = match self.host.parse::<Ipv6Addr>() {
+            Ok(_) => format!("[{}]", self.host),
+            Err(_) => self.host.clone(),
+        };
+        // `postgres` is not a special scheme for the url crate, so these only fail
+        // for hosts that no PostgreSQL address could carry either; they then leave
+        // the placeholder, and the host refuses the address as not permitted.
+        let _ = url.set_host(Some(&host));
+        let _ = url.set_port(Some(self.port));
+        let _ = url.set_username(&encode(&self.username));
+        let _ = url.set_password(Some(&encode(&self.password)));
+        url.set_path(&format!("/{}", encode(&self.name)));
+        let options = format!("-c statement_timeout={}", statement_timeout.as_millis());
+        url.set_query(Some(&format!(
+            "connect_timeout={}&application_name=coworking-analytics&options={}",
+            CONNECT_TIMEOUT.as_secs(),
+            encode(&options)
+        )));
+        url.into()
+    }
+
+    /// Remove the password from a text that came back from the database host, in
+    /// case it echoes the address: log lines and error bodies must never carry it.
+    pub fn redact(&self, text: &str) -> String {
+        if self.password.is_empty() {
+            return text.to_owned();
+        }
+        text.replace(&encode(&self.password), "<redacted>")
+            .replace(&self.password, "<redacted>")
+    }
+}
+
+/// tokio-postgres percent-decodes every part of a URL and reads `+` literally, so
+/// everything but letters and digits is encoded.
+fn encode(text: &str) -> String {
+    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<DbSettings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        DbSettings::load(|name| Ok(vars.get(name).cloned()))
+    }
+
+    #[test]
+    fn flask_defaults_apply_to_unset_and_empty_values() {
+        let settings = load(&[
+            ("db_username", "analytics"),
+            ("db_password", "secret"),
+            ("db_host", ""),
+        ])
+        .unwrap();
+        assert_eq!(settings.host, "127.0.0.1");
+        assert_eq!(settings.port, 5432);
+        assert_eq!(settings.name, "postgres");
+    }
+
+    #[test]
+    fn missing_or_empty_required_variables_are_named_without_values() {
+        let err = load(&[("db_username", "analytics")]).unwrap_err();
+        assert_eq!(err, ConfigError::Missing(Setting::Password));
+        assert!(err.to_string().contains("db_password"));
+        assert!(err.to_string().contains("SPIN_VARIABLE_DB_PASSWORD"));
+
+        let err = load(&[("db_username", ""), ("db_password", "pw")]).unwrap_err();
+        assert_eq!(err, ConfigError::Missing(Setting::Username));
+    }
+
+    #[test]
+    fn ports_must_be_port_numbers() {
+        for port in ["0", "65536", "abc", "-1", "54 32"] {
+            let err = load(&[("db_username", "u"), ("db_password", "p"), ("db_port", port)])
+                .unwrap_err();
+            assert_eq!(err, ConfigError::InvalidPort, "{port}");
+        }
+    }
+
+    #[test]
+    fn host_errors_name_the_variable() {
+        let err = DbSettings::load(|_| Err("provider down".to_owned())).unwrap_err();
+        assert!(err.to_string().starts_with("variable db_port cannot be read"));
+    }
+
+    #[test]
+    fn address_encodes_every_special_character() {
+        let settings = load(&[
+            ("db_username", "us@er:1"),
+            ("db_password", "p@ss:w/rd#1?% &'\"é 日本"),
+            ("db_host", "db.example.com"),
+            ("db_port", "6543"),
+            ("db_name", "my/db?x"),
+        ])
+        .unwrap();
+        let address = settings.address(Duration::from_millis(2500));
+        let url = Url::parse(&address).unwrap();
+        assert_eq!(url.host_str(), Some("db.example.com"));
+        assert_eq!(url.port(), Some(6543));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .unwrap()
+                .into_owned()
+        };
+        assert_eq!(decode(url.username()), "us@er:1");
+        assert_eq!(decode(url.password().unwrap()), "p@ss:w/rd#1?% &'\"é 日本");
+        assert_eq!(decode(&url.path()[1..]), "my/db?x");
+        assert!(address.ends_with(
+            "?connect_timeout=2&application_name=coworking-analytics&options=%2Dc%20statement%5Ftimeout%3D2500"
+        ));
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        let settings = load(&[("db_username", "u"), ("db_password", "p"), ("db_host", "::1")])
+            .unwrap();
+        let address = settings.address(Duration::from_secs(1));
+        assert!(address.starts_with("postgres://u:p@[::1]:5432/postgres?"), "{address}");
+    }
+
+    #[test]
+    fn debug_and_redact_hide_the_password() {
+        let settings = load(&[("db_username", "u"), ("db_password", "s3cr&t pw")]).unwrap();
+        assert!(!format!("{settings:?}").contains("s3cr&t"));
+        let echoed = format!("failed: {} / {}", settings.address(CONNECT_TIMEOUT), "s3cr&t pw");
+        let redacted = settings.redact(&echoed);
+        assert!(!redacted.contains("s3cr"), "{redacted}");
+    }
+}

@@ -1,0 +1,54 @@
+//! The Spin glue: settings from Spin variables, queries through Spin's outbound
+//! PostgreSQL interface. Spin pools connections per address, so opening one per
+//! request is cheap.
+
+use std::time::Duration;
+
+use spin_sdk::pg4::{Connection, PgError, QueryError, RowSet};
+use spin_sdk::variables;
+
+use crate::config::DbSettings;
+use crate::errors::AppError;
+
+/// Read the database settings from the component's Spin variables.
+pub fn settings() -> Result<DbSettings, AppError> {
+    Ok(DbSettings::load(|name| match variables::get(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(variables::Error::Undefined(_)) => Ok(None),
+        Err(err) => Err(err.to_string()),
+    })?)
+}
+
+/// Run one query on a connection whose statements end after `timeout`.
+pub fn query(
+    settings: &DbSettings,
+    timeout: Duration,
+    sql: &str,
+) -> Result<RowSet, AppError> {
+    let describe = |err: PgError| classify(err, |detail| settings.redact(detail));
+    let connection = Connection::open(&settings.address(timeout)).map_err(describe)?;
+    connection.query(sql, &[]).map_err(describe)
+}
+
+/// SQLSTATE classes that mean the database, not the query, is in trouble:
+/// 08 connection exception, 53 insufficient resources, 57 operator intervention
+/// (shutdown, statement timeout).
+const UNAVAILABLE_CLASSES: [&str; 3] = ["08", "53", "57"];
+
+fn classify(err: PgError, redact: impl Fn(&str) -> String) -> AppError {
+    match err {
+        PgError::ConnectionFailed(detail) => AppError::DatabaseUnavailable(redact(&detail)),
+        PgError::QueryFailed(QueryError::DbError(db))
+            if UNAVAILABLE_CLASSES.iter().any(|class| db.code.starts_with(class)) =>
+        {
+            AppError::DatabaseUnavailable(redact(&db.as_text))
+        }
+        PgError::QueryFailed(QueryError::DbError(db)) => {
+            AppError::DatabaseQuery(redact(&db.as_text))
+        }
+        PgError::QueryFailed(QueryError::Text(detail))
+        | PgError::BadParameter(detail)
+        | PgError::ValueConversionFailed(detail)
+        | PgError::Other(detail) => AppError::DatabaseQuery(redact(&detail)),
+    }
+}

@@ -1,0 +1,141 @@
+//! Rendering: the bytes the Flask app sent, for reports, texts and its error pages.
+//!
+//! Flask's `jsonify` writes compact JSON with sorted keys and a trailing newline;
+//! Python's `str()` formats dates and datetimes; Werkzeug writes the HTML error pages.
+
+use serde::Serialize;
+use spin_sdk::http::Response;
+
+use crate::errors::AppError;
+use crate::routes::ALLOWED_METHODS;
+
+const HTML: &str = "text/html; charset=utf-8";
+const JSON: &str = "application/json";
+
+const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n\
+<h1>Not Found</h1>\n<p>The requested URL was not found on the server. If you entered the URL \
+manually please check your spelling and try again.</p>\n";
+
+const METHOD_NOT_ALLOWED_PAGE: &str = "<!doctype html>\n<html lang=en>\n\
+<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n\
+<p>The method is not allowed for the requested URL.</p>\n";
+
+/// A response with an explicit `Content-Length`: Spin does not add one, and HEAD
+/// clients rely on it.
+fn response(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len().to_string())
+        .body(body)
+        .build()
+}
+
+/// A plain text answer as Flask sends a returned string (`ok`, `failed`).
+pub fn text(status: u16, body: &str) -> Response {
+    response(status, HTML, body.as_bytes().to_vec())
+}
+
+/// `jsonify(value)`: compact JSON and a newline.
+pub fn json<T: Serialize>(value: &T) -> Result<Response, AppError> {
+    Ok(json_response(json_line(value)?))
+}
+
+/// A 200 JSON answer from a body made by [`json_line`].
+pub fn json_response(body: Vec<u8>) -> Response {
+    response(200, JSON, body)
+}
+
+/// Compact JSON followed by `\n`, as `jsonify` writes it.
+pub fn json_line<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
+    let mut body = serde_json::to_vec(value).map_err(|err| AppError::Data(err.to_string()))?;
+    body.push(b'\n');
+    Ok(body)
+}
+
+pub fn error(err: &AppError) -> Response {
+    response(err.status(), JSON, err.json_body())
+}
+
+pub fn not_found() -> Response {
+    response(404, HTML, NOT_FOUND_PAGE.into())
+}
+
+pub fn method_not_allowed() -> Response {
+    let mut response = response(405, HTML, METHOD_NOT_ALLOWED_PAGE.into());
+    response.set_header("allow", ALLOWED_METHODS);
+    response
+}
+
+/// Flask answers OPTIONS itself: 200, no body, the allowed methods.
+pub fn options() -> Response {
+    let mut response = response(200, HTML, Vec::new());
+    response.set_header("allow", ALLOWED_METHODS);
+    response
+}
+
+/// Python's `str(date)`: `YYYY-MM-DD`. Python dates only hold years 1 to 9999, so
+/// other years fail, as they did in the Flask app.
+pub fn python_date(year: i32, month: u8, day: u8) -> Result<String, AppError> {
+    check_python_year(year)?;
+    Ok(format!("{year:04}-{month:02}-{day:02}"))
+}
+
+/// Python's `str(datetime)`: `YYYY-MM-DD HH:MM:SS`, plus `.ffffff` when the
+/// microseconds are not zero.
+pub fn python_datetime(
+    (year, month, day, hour, minute, second, nanosecond): (i32, u8, u8, u8, u8, u8, u32),
+) -> Result<String, AppError> {
+    let date = python_date(year, month, day)?;
+    let micros = nanosecond / 1_000;
+    Ok(if micros == 0 {
+        format!("{date} {hour:02}:{minute:02}:{second:02}")
+    } else {
+        format!("{date} {hour:02}:{minute:02}:{second:02}.{micros:06}")
+    })
+}
+
+fn check_python_year(year: i32) -> Result<(), AppError> {
+    if (1..=9999).contains(&year) {
+        Ok(())
+    } else {
+        Err(AppError::Data(format!(
+            "year {year} is out of the range that Python dates hold (1 to 9999)"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_print_like_python() {
+        assert_eq!(
+            python_datetime((2023, 1, 20, 3, 23, 39, 757_813_000)).unwrap(),
+            "2023-01-20 03:23:39.757813"
+        );
+        assert_eq!(
+            python_datetime((2023, 1, 20, 3, 23, 39, 0)).unwrap(),
+            "2023-01-20 03:23:39"
+        );
+        assert_eq!(
+            python_datetime((2023, 1, 20, 3, 23, 39, 1_000)).unwrap(),
+            "2023-01-20 03:23:39.000001"
+        );
+        assert_eq!(python_datetime((1, 1, 1, 0, 0, 0, 0)).unwrap(), "0001-01-01 00:00:00");
+    }
+
+    #[test]
+    fn years_python_cannot_hold_fail() {
+        assert!(python_date(0, 1, 1).is_err());
+        assert!(python_date(10000, 1, 1).is_err());
+        assert_eq!(python_date(9999, 12, 31).unwrap(), "9999-12-31");
+    }
+
+    #[test]
+    fn json_lines_are_compact_with_a_newline() {
+        let value = serde_json::json!({"a": 1, "b": {"c": "d"}});
+        assert_eq!(json_line(&value).unwrap(), b"{\"a\":1,\"b\":{\"c\":\"d\"}}\n");
+    }
+}

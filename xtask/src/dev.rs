@@ -1,0 +1,326 @@
+//! The developer commands: `up` (a local PostgreSQL with the seed, then the
+//! component) and `test` (build the component, run every test).
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian packages the tests and `up` need: the PostgreSQL 15 server, and sudo to
+/// run it as `postgres` when we are root (PostgreSQL refuses to run as root).
+const DEBIAN_PACKAGES: [&str; 2] = ["postgresql-15", "sudo"];
+/// The Spin CLI releases that run spin-sdk 5.2 components (WASI 0.2, pg 4.0).
+const SPIN_VERSIONS: &str = "3.4 to 4.0.x";
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// Extra arguments for `cargo test` (a test name filter, `--nocapture`, ...).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cargo_test_args: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Port of the local PostgreSQL (the Flask default is 5432).
+    #[arg(long, default_value_t = 5432)]
+    db_port: u16,
+    /// Address the component listens on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: String,
+    /// Use the project's test host even when a Spin CLI is on PATH.
+    #[arg(long)]
+    test_host: bool,
+}
+
+pub fn test(args: TestArgs) -> Result<()> {
+    let root = project_root();
+    ensure_wasm_target()?;
+    ensure_debian_packages()?;
+    build_component(&root)?;
+    run(Command::new(cargo())
+        .current_dir(&root)
+        .args(["test", "--workspace", "--release", "--locked"])
+        .args(&args.cargo_test_args))
+}
+
+pub fn up(args: UpArgs) -> Result<()> {
+    let root = project_root();
+    ensure_wasm_target()?;
+    ensure_debian_packages()?;
+    let db = LocalPostgres::new(root.join(".dev/postgres"), args.db_port);
+    db.start()?;
+    // Keep Ctrl-C for the server: it stops, then we stop the database.
+    ctrlc::set_handler(|| {}).context("install the Ctrl-C handler")?;
+    let served = serve(&root, &db, &args);
+    let stopped = db.stop();
+    served.and(stopped)
+}
+
+fn serve(root: &Path, db: &LocalPostgres, args: &UpArgs) -> Result<()> {
+    let variables = [
+        ("SPIN_VARIABLE_DB_USERNAME", "postgres".to_owned()),
+        ("SPIN_VARIABLE_DB_PASSWORD", db.password()?),
+        ("SPIN_VARIABLE_DB_HOST", "127.0.0.1".to_owned()),
+        ("SPIN_VARIABLE_DB_PORT", db.port.to_string()),
+        ("SPIN_VARIABLE_DB_NAME", "postgres".to_owned()),
+    ];
+    let mut command = match supported_spin().filter(|_| !args.test_host) {
+        Some(version) => {
+            println!("xtask: running `spin up --build` ({version})");
+            let mut spin = Command::new("spin");
+            spin.args(["up", "--build", "--listen", &args.listen]);
+            spin
+        }
+        None => {
+            println!(
+                "xtask: no Spin CLI {SPIN_VERSIONS} on PATH (or --test-host given): running the \
+                 component in the project's test host (tests/host), a stand-in for `spin up`"
+            );
+            build_component(root)?;
+            let mut host = Command::new(cargo());
+            host.args(["run", "--release", "--quiet", "-p", "spin-test-host", "--"])
+                .args(["--from", "spin.toml", "--listen", &args.listen]);
+            host
+        }
+    };
+    // Variables go through the environment, as on SpinKube: a password on the
+    // command line would show in `ps`.
+    run(command.current_dir(root).envs(variables))
+}
+
+/// The version line of a Spin CLI on PATH that can run this component.
+fn supported_spin() -> Option<String> {
+    let output = Command::new("spin").arg("--version").output().ok()?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let number = version.split_whitespace().nth(1)?;
+    let mut parts = number.split('.').map(|part| part.parse::<u32>().ok());
+    let (major, minor) = (parts.next()??, parts.next()??);
+    let supported = (major == 3 && minor >= 4) || (major == 4 && minor == 0);
+    if !supported {
+        println!("xtask: found {version}, but this component needs Spin {SPIN_VERSIONS}");
+    }
+    supported.then_some(version)
+}
+
+fn build_component(root: &Path) -> Result<()> {
+    run(Command::new(cargo()).current_dir(root).args([
+        "build",
+        "--target",
+        WASM_TARGET,
+        "--release",
+        "--locked",
+        "-p",
+        "coworking-analytics",
+    ]))
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("run rustup (install Rust with rustup)")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|target| target == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    println!("xtask: installing the {WASM_TARGET} target");
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET])).context(
+        "rustup could not add the target; without rustup downloads, see \
+         ../shared/toolchain/README.md",
+    )
+}
+
+/// Install the missing Debian packages when we may (root with apt-get); say
+/// what to install otherwise.
+fn ensure_debian_packages() -> Result<()> {
+    let root = is_root();
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .into_iter()
+        .filter(|package| match *package {
+            "sudo" => root && !on_path("sudo"),
+            _ => !Path::new(POSTGRES_BIN).join("postgres").exists(),
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    ensure!(
+        root && on_path("apt-get"),
+        "missing packages: {} (install them: sudo apt-get install {})",
+        missing.join(", "),
+        missing.join(" ")
+    );
+    println!("xtask: installing {}", missing.join(" "));
+    let install = || {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    install().or_else(|_| {
+        run(Command::new("apt-get").args(["update", "-q"]))?;
+        install()
+    })
+}
+
+/// The developer's PostgreSQL: a cluster in `.dev/postgres`, created and seeded
+/// from `db/` on first use, with password authentication on loopback only.
+struct LocalPostgres {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl LocalPostgres {
+    fn new(dir: PathBuf, port: u16) -> LocalPostgres {
+        LocalPostgres { dir, port }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.dir.join("password")
+    }
+
+    fn password(&self) -> Result<String> {
+        fs::read_to_string(self.password_file()).context("read the local database password")
+    }
+
+    fn start(&self) -> Result<()> {
+        let fresh = !self.data().join("PG_VERSION").exists();
+        if fresh {
+            self.init()?;
+        }
+        ensure!(
+            TcpListener::bind(("127.0.0.1", self.port)).is_ok(),
+            "port {} is taken (another PostgreSQL?): pass --db-port",
+            self.port
+        );
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={}",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log");
+        run(self
+            .pg_ctl()
+            .args(["start", "-w", "-l"])
+            .arg(&log)
+            .args(["-o", &options]))?;
+        println!("xtask: PostgreSQL 15 is up on 127.0.0.1:{} (log: {})", self.port, log.display());
+        if fresh {
+            self.seed()?;
+        }
+        Ok(())
+    }
+
+    fn init(&self) -> Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        fs::write(self.password_file(), random_hex(16).context("make a password")?)?;
+        if is_root() {
+            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.dir))?;
+        }
+        run(postgres_command("initdb")
+            .arg("-D")
+            .arg(self.data())
+            .args(["--username=postgres", "--auth=scram-sha-256", "--pwfile"])
+            .arg(self.password_file()))
+    }
+
+    fn seed(&self) -> Result<()> {
+        let password = self.password()?;
+        for file in ["1_create_tables.sql", "2_seed_users.sql", "3_seed_tokens.sql"] {
+            let path = project_root().join("db").join(file);
+            run(Command::new("psql")
+                .args(["-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+                .args(["-p", &self.port.to_string(), "-d", "postgres", "-f"])
+                .arg(&path)
+                .env("PGPASSWORD", &password))
+            .with_context(|| format!("load {}", path.display()))?;
+        }
+        println!("xtask: loaded the seed data from db/");
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<()> {
+        run(self.pg_ctl().args(["stop", "-m", "fast", "-w"]))
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let mut command = postgres_command("pg_ctl");
+        command.arg("-D").arg(self.data());
+        command
+    }
+
+}
+
+/// A PostgreSQL program, run as `postgres` when we are root.
+fn postgres_command(program: &str) -> Command {
+    let path = Path::new(POSTGRES_BIN).join(program);
+    if is_root() {
+        let mut command = Command::new("sudo");
+        command.args(["-u", "postgres"]).arg(path);
+        command
+    } else {
+        Command::new(path)
+    }
+}
+
+fn random_hex(bytes: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buffer = vec![0u8; bytes];
+    fs::File::open("/dev/urandom")?.read_exact(&mut buffer)?;
+    Ok(buffer.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|output| output.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
+}
+
+fn on_path(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false)
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let started = Instant::now();
+    let status: ExitStatus = command
+        .status()
+        .with_context(|| format!("start {:?}", command.get_program()))?;
+    if !status.success() {
+        bail!(
+            "{:?} {:?} failed ({status}) after {:.1?}",
+            command.get_program(),
+            command.get_args().collect::<Vec<_>>(),
+            started.elapsed()
+        );
+    }
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the project root")
+        .to_path_buf()
+}
