@@ -215,8 +215,12 @@ mod tests {
     #[test]
     fn ports_must_be_port_numbers() {
         for port in ["0", "65536", "abc", "-1", "54 32"] {
-            let err = load(&[("db_username", "u"), ("db_password", "p"), ("db_port", port)])
-                .unwrap_err();
+            let err = load(&[
+                ("db_username", "u"),
+                ("db_password", "p"),
+                ("db_port", port),
+            ])
+            .unwrap_err();
             assert_eq!(err, ConfigError::InvalidPort, "{port}");
         }
     }
@@ -224,7 +228,9 @@ mod tests {
     #[test]
     fn host_errors_name_the_variable() {
         let err = DbSettings::load(|_| Err("provider down".to_owned())).unwrap_err();
-        assert!(err.to_string().starts_with("variable db_port cannot be read"));
+        assert!(err
+            .to_string()
+            .starts_with("variable db_port cannot be read"));
     }
 
     #[test]
@@ -238,6 +244,20 @@ mod tests {
         ])
         .unwrap();
         let address = settings.address(Duration::from_millis(2500));
+
+        // Spin's host parses addresses with tokio-postgres.
+        let parsed: tokio_postgres::Config = address.parse().unwrap();
+        assert_eq!(parsed.get_user(), Some("us@er:1"));
+        assert_eq!(
+            parsed.get_password(),
+            Some("p@ss:w/rd#1?% &'\"é 日本".as_bytes())
+        );
+        assert_eq!(parsed.get_dbname(), Some("my/db?x"));
+        assert_eq!(parsed.get_ports(), [6543]);
+        assert_eq!(parsed.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(parsed.get_options(), Some("-c statement_timeout=2500"));
+        assert_eq!(parsed.get_application_name(), Some("coworking-analytics"));
+
         let url = Url::parse(&address).unwrap();
         assert_eq!(url.host_str(), Some("db.example.com"));
         assert_eq!(url.port(), Some(6543));
@@ -257,17 +277,28 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_are_bracketed() {
-        let settings = load(&[("db_username", "u"), ("db_password", "p"), ("db_host", "::1")])
-            .unwrap();
+        let settings = load(&[
+            ("db_username", "u"),
+            ("db_password", "p"),
+            ("db_host", "::1"),
+        ])
+        .unwrap();
         let address = settings.address(Duration::from_secs(1));
-        assert!(address.starts_with("postgres://u:p@[::1]:5432/postgres?"), "{address}");
+        assert!(
+            address.starts_with("postgres://u:p@[::1]:5432/postgres?"),
+            "{address}"
+        );
     }
 
     #[test]
     fn debug_and_redact_hide_the_password() {
         let settings = load(&[("db_username", "u"), ("db_password", "s3cr&t pw")]).unwrap();
         assert!(!format!("{settings:?}").contains("s3cr&t"));
-        let echoed = format!("failed: {} / {}", settings.address(CONNECT_TIMEOUT), "s3cr&t pw");
+        let echoed = format!(
+            "failed: {} / {}",
+            settings.address(CONNECT_TIMEOUT),
+            "s3cr&t pw"
+        );
         let redacted = settings.redact(&echoed);
         assert!(!redacted.contains("s3cr"), "{redacted}");
     }

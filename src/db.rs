@@ -20,11 +20,7 @@ pub fn settings() -> Result<DbSettings, AppError> {
 }
 
 /// Run one query on a connection whose statements end after `timeout`.
-pub fn query(
-    settings: &DbSettings,
-    timeout: Duration,
-    sql: &str,
-) -> Result<RowSet, AppError> {
+pub fn query(settings: &DbSettings, timeout: Duration, sql: &str) -> Result<RowSet, AppError> {
     let describe = |err: PgError| classify(err, |detail| settings.redact(detail));
     let connection = Connection::open(&settings.address(timeout)).map_err(describe)?;
     connection.query(sql, &[]).map_err(describe)
@@ -39,7 +35,9 @@ fn classify(err: PgError, redact: impl Fn(&str) -> String) -> AppError {
     match err {
         PgError::ConnectionFailed(detail) => AppError::DatabaseUnavailable(redact(&detail)),
         PgError::QueryFailed(QueryError::DbError(db))
-            if UNAVAILABLE_CLASSES.iter().any(|class| db.code.starts_with(class)) =>
+            if UNAVAILABLE_CLASSES
+                .iter()
+                .any(|class| db.code.starts_with(class)) =>
         {
             AppError::DatabaseUnavailable(redact(&db.as_text))
         }

@@ -123,7 +123,10 @@ mod tests {
             python_datetime((2023, 1, 20, 3, 23, 39, 1_000)).unwrap(),
             "2023-01-20 03:23:39.000001"
         );
-        assert_eq!(python_datetime((1, 1, 1, 0, 0, 0, 0)).unwrap(), "0001-01-01 00:00:00");
+        assert_eq!(
+            python_datetime((1, 1, 1, 0, 0, 0, 0)).unwrap(),
+            "0001-01-01 00:00:00"
+        );
     }
 
     #[test]
@@ -136,6 +139,9 @@ mod tests {
     #[test]
     fn json_lines_are_compact_with_a_newline() {
         let value = serde_json::json!({"a": 1, "b": {"c": "d"}});
-        assert_eq!(json_line(&value).unwrap(), b"{\"a\":1,\"b\":{\"c\":\"d\"}}\n");
+        assert_eq!(
+            json_line(&value).unwrap(),
+            b"{\"a\":1,\"b\":{\"c\":\"d\"}}\n"
+        );
     }
 }

@@ -204,7 +204,10 @@ mod tests {
             &["day", "visits"],
             vec![vec![DbValue::Date((10000, 1, 1)), DbValue::Int64(1)]],
         );
-        assert!(matches!(DailyUsage::from_rows(&set), Err(AppError::Data(_))));
+        assert!(matches!(
+            DailyUsage::from_rows(&set),
+            Err(AppError::Data(_))
+        ));
     }
 
     #[test]
@@ -213,6 +216,9 @@ mod tests {
             &["day", "visits"],
             vec![vec![DbValue::Str("2023-02-07".into()), DbValue::Int64(1)]],
         );
-        assert!(matches!(DailyUsage::from_rows(&set), Err(AppError::Data(_))));
+        assert!(matches!(
+            DailyUsage::from_rows(&set),
+            Err(AppError::Data(_))
+        ));
     }
 }

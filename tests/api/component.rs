@@ -43,8 +43,14 @@ fn exports_the_wasi_http_0_2_0_incoming_handler() {
 #[test]
 fn imports_only_wasi_0_2_spin_postgres_4_and_spin_variables() {
     let (imports, _) = imports_and_exports();
-    assert!(imports.contains(&"spin:postgres/postgres@4.0.0".to_owned()), "{imports:?}");
-    assert!(imports.contains(&"fermyon:spin/variables@2.0.0".to_owned()), "{imports:?}");
+    assert!(
+        imports.contains(&"spin:postgres/postgres@4.0.0".to_owned()),
+        "{imports:?}"
+    );
+    assert!(
+        imports.contains(&"fermyon:spin/variables@2.0.0".to_owned()),
+        "{imports:?}"
+    );
     for import in &imports {
         let served = import == "spin:postgres/postgres@4.0.0"
             || import == "fermyon:spin/variables@2.0.0"

@@ -31,7 +31,10 @@ async fn an_empty_password_is_named_in_the_error_and_the_log() {
     let app = spawn_app_on(db, &variables).await;
 
     assert_eq!(app.get_text("/health_check").await, (200, "ok".into()));
-    assert_eq!(app.get_text("/readiness_check").await, (500, "failed".into()));
+    assert_eq!(
+        app.get_text("/readiness_check").await,
+        (500, "failed".into())
+    );
     for report in ["/api/reports/daily_usage", "/api/reports/user_visits"] {
         let (status, body) = app.get_text(report).await;
         assert_eq!(status, 500, "{body}");
@@ -76,7 +79,11 @@ async fn special_characters_in_user_names_and_passwords_work() {
             (200, "ok".into()),
             "user {user:?}"
         );
-        assert_eq!(app.get_text("/api/reports/daily_usage").await.0, 200, "user {user:?}");
+        assert_eq!(
+            app.get_text("/api/reports/daily_usage").await.0,
+            200,
+            "user {user:?}"
+        );
         db = Some(app.db);
     }
 }
@@ -86,7 +93,8 @@ async fn special_characters_in_user_names_and_passwords_work() {
 async fn unset_host_and_name_default_to_the_flask_values() {
     let db = TestDatabase::new(Data::Schema).await;
     let mut variables = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
-    variables.retain(|(name, _)| name != "SPIN_VARIABLE_DB_HOST" && name != "SPIN_VARIABLE_DB_NAME");
+    variables
+        .retain(|(name, _)| name != "SPIN_VARIABLE_DB_HOST" && name != "SPIN_VARIABLE_DB_NAME");
     let app = spawn_app_on(db, &variables).await;
 
     assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));

@@ -34,12 +34,18 @@ async fn a_missing_tokens_table_fails_readiness_and_reports() {
     let app = spawn_app().await;
     app.db.execute("DROP TABLE tokens").await;
 
-    assert_eq!(app.get_text("/readiness_check").await, (500, "failed".into()));
+    assert_eq!(
+        app.get_text("/readiness_check").await,
+        (500, "failed".into())
+    );
     let (status, body) = app.get_text("/api/reports/user_visits").await;
     assert_json_error(status, &body, 500);
     assert!(!body.contains("tokens"), "no database internals: {body}");
     let logs = app.host.logs();
-    assert!(logs.contains("relation \"tokens\" does not exist"), "{logs}");
+    assert!(
+        logs.contains("relation \"tokens\" does not exist"),
+        "{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

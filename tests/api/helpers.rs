@@ -88,7 +88,9 @@ impl TestDatabase {
         let config = format!(
             "host=127.0.0.1 port={} user=postgres dbname=postgres password='{}'",
             self.port(),
-            SUPERUSER_PASSWORD.replace('\\', "\\\\").replace('\'', "\\'")
+            SUPERUSER_PASSWORD
+                .replace('\\', "\\\\")
+                .replace('\'', "\\'")
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -92,7 +92,12 @@ async fn daily_usage_is_logged_as_one_line_each_time() {
     app.get_text("/api/reports/daily_usage").await;
 
     let line = format!("daily_usage report: {}", body.trim_end());
-    assert_eq!(app.host.logs().matches(&line).count(), 2, "{}", app.host.logs());
+    assert_eq!(
+        app.host.logs().matches(&line).count(),
+        2,
+        "{}",
+        app.host.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -105,14 +110,23 @@ async fn user_visits_on_the_seed_counts_every_token_per_user() {
     assert_eq!(response.headers()["content-type"], "application/json");
     let body = response.text().await.unwrap();
     assert_eq!(body, expected_user_visits(&app).await);
-    assert!(body.starts_with("{\"1\":{\"joined_at\":\"2023-01-20 03:23:39.757813\","), "{body}");
+    assert!(
+        body.starts_with("{\"1\":{\"joined_at\":\"2023-01-20 03:23:39.757813\","),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn empty_tables_give_empty_objects() {
     let app = spawn_app_with(Data::Schema).await;
-    assert_eq!(app.get_text("/api/reports/daily_usage").await, (200, "{}\n".into()));
-    assert_eq!(app.get_text("/api/reports/user_visits").await, (200, "{}\n".into()));
+    assert_eq!(
+        app.get_text("/api/reports/daily_usage").await,
+        (200, "{}\n".into())
+    );
+    assert_eq!(
+        app.get_text("/api/reports/user_visits").await,
+        (200, "{}\n".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,7 +206,11 @@ async fn random_data_sets_match_the_original_queries() {
         let mut sql = String::from("TRUNCATE users, tokens;");
         let users = rng.random_range(1..200);
         for id in 1..=users {
-            let micros = if rng.random_bool(0.2) { 0 } else { rng.random_range(0..1_000_000) };
+            let micros = if rng.random_bool(0.2) {
+                0
+            } else {
+                rng.random_range(0..1_000_000)
+            };
             write!(
                 sql,
                 "INSERT INTO users (id, first_name, last_name, joined_at) VALUES \
@@ -206,7 +224,10 @@ async fn random_data_sets_match_the_original_queries() {
             let user = rng.random_range(-5..users + 20);
             let created = rng.random_range(0..60 * 60 * 24 * 400);
             let used = if rng.random_bool(0.6) {
-                format!("TIMESTAMP '2022-06-01' + interval '{} seconds'", created + 60)
+                format!(
+                    "TIMESTAMP '2022-06-01' + interval '{} seconds'",
+                    created + 60
+                )
             } else {
                 "NULL".into()
             };

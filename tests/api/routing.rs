@@ -14,10 +14,19 @@ const ROUTES: [&str; 4] = [
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_paths_get_flasks_404_page() {
     let app = spawn_app().await;
-    for path in ["/", "/nope", "/health_check/", "/api/reports", "//health_check"] {
+    for path in [
+        "/",
+        "/nope",
+        "/health_check/",
+        "/api/reports",
+        "//health_check",
+    ] {
         let response = app.get(path).await;
         assert_eq!(response.status().as_u16(), 404, "{path}");
-        assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8"
+        );
         assert_eq!(response.text().await.unwrap(), NOT_FOUND_PAGE, "{path}");
     }
 }
@@ -58,7 +67,9 @@ async fn head_is_get_without_the_body() {
 #[tokio::test(flavor = "multi_thread")]
 async fn options_lists_the_allowed_methods() {
     let app = spawn_app().await;
-    let response = app.request(Method::OPTIONS, "/api/reports/user_visits").await;
+    let response = app
+        .request(Method::OPTIONS, "/api/reports/user_visits")
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.headers()["allow"], "GET, HEAD, OPTIONS");
     assert!(response.bytes().await.unwrap().is_empty());

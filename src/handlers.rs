@@ -1,0 +1,72 @@
+//! The HTTP entry point and the handlers: short, explicit, Spin-only.
+
+use std::time::Duration;
+
+use spin_sdk::http::{Request, Response};
+use spin_sdk::http_component;
+
+use crate::db;
+use crate::errors::AppError;
+use crate::render;
+use crate::reports::{self, DailyUsage, UserVisits};
+use crate::routes::{self, Dispatch, Endpoint};
+
+/// The readiness probe gives up after 5 s: connect (2 s) plus this stays under it.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A report that takes longer is a database in trouble, answered with 503.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    match routes::dispatch(&req.method().to_string(), req.path()) {
+        Dispatch::Serve(endpoint) => serve(endpoint),
+        Dispatch::Options => render::options(),
+        Dispatch::MethodNotAllowed => render::method_not_allowed(),
+        Dispatch::NotFound => render::not_found(),
+    }
+}
+
+fn serve(endpoint: Endpoint) -> Response {
+    let result = match endpoint {
+        Endpoint::HealthCheck => Ok(render::text(200, "ok")),
+        Endpoint::ReadinessCheck => Ok(readiness_check()),
+        Endpoint::DailyUsage => daily_usage(),
+        Endpoint::UserVisits => user_visits(),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("ERROR {endpoint:?}: {err}");
+        render::error(&err)
+    })
+}
+
+/// `ok` when the tokens table can be read, `failed` (500) otherwise, as Flask did.
+fn readiness_check() -> Response {
+    match db::settings()
+        .and_then(|settings| db::query(&settings, PROBE_TIMEOUT, reports::READINESS_SQL))
+    {
+        Ok(_) => render::text(200, "ok"),
+        Err(err) => {
+            eprintln!("ERROR readiness check failed: {err}");
+            render::text(500, "failed")
+        }
+    }
+}
+
+fn daily_usage() -> Result<Response, AppError> {
+    let settings = db::settings()?;
+    let rows = db::query(&settings, REPORT_TIMEOUT, reports::DAILY_USAGE_SQL)?;
+    let report = DailyUsage::from_rows(&rows)?;
+    let body = render::json_line(&report)?;
+    // The Flask app logged every computed daily report; log scrapers rely on it.
+    println!(
+        "INFO daily_usage report: {}",
+        String::from_utf8_lossy(&body[..body.len() - 1])
+    );
+    Ok(render::json_response(body))
+}
+
+fn user_visits() -> Result<Response, AppError> {
+    let settings = db::settings()?;
+    let rows = db::query(&settings, REPORT_TIMEOUT, reports::USER_VISITS_SQL)?;
+    render::json(&UserVisits::from_rows(&rows)?)
+}
