@@ -8,7 +8,7 @@ use spin_sdk::pg4::{Connection, PgError, QueryError, RowSet};
 use spin_sdk::variables;
 
 use crate::config::DbSettings;
-use crate::errors::AppError;
+use crate::errors::{db_error_detail, host_detail, AppError};
 
 /// Read the database settings from the component's Spin variables.
 pub fn settings() -> Result<DbSettings, AppError> {
@@ -33,20 +33,23 @@ const UNAVAILABLE_CLASSES: [&str; 3] = ["08", "53", "57"];
 
 fn classify(err: PgError, redact: impl Fn(&str) -> String) -> AppError {
     match err {
-        PgError::ConnectionFailed(detail) => AppError::DatabaseUnavailable(redact(&detail)),
-        PgError::QueryFailed(QueryError::DbError(db))
-            if UNAVAILABLE_CLASSES
-                .iter()
-                .any(|class| db.code.starts_with(class)) =>
-        {
-            AppError::DatabaseUnavailable(redact(&db.as_text))
+        PgError::ConnectionFailed(detail) => {
+            AppError::DatabaseUnavailable(redact(&host_detail(&detail)))
         }
         PgError::QueryFailed(QueryError::DbError(db)) => {
-            AppError::DatabaseQuery(redact(&db.as_text))
+            let detail = redact(&db_error_detail(&db.severity, &db.code, &db.message));
+            if UNAVAILABLE_CLASSES
+                .iter()
+                .any(|class| db.code.starts_with(class))
+            {
+                AppError::DatabaseUnavailable(detail)
+            } else {
+                AppError::DatabaseQuery(detail)
+            }
         }
         PgError::QueryFailed(QueryError::Text(detail))
         | PgError::BadParameter(detail)
         | PgError::ValueConversionFailed(detail)
-        | PgError::Other(detail) => AppError::DatabaseQuery(redact(&detail)),
+        | PgError::Other(detail) => AppError::DatabaseQuery(redact(&host_detail(&detail))),
     }
 }

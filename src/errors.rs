@@ -58,6 +58,19 @@ impl fmt::Display for AppError {
     }
 }
 
+/// A PostgreSQL error for the log, from its fields: `ERROR 42P01: relation "tokens"
+/// does not exist`. The host's own text of it varies between Spin versions.
+pub fn db_error_detail(severity: &str, code: &str, message: &str) -> String {
+    format!("{severity} {code}: {message}")
+}
+
+/// An error text from the host for the log: without the host's backtrace (Spin
+/// appends one when `RUST_BACKTRACE` is set), on one line.
+pub fn host_detail(text: &str) -> String {
+    let text = text.split("Stack backtrace:").next().unwrap_or(text);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 impl From<ConfigError> for AppError {
     fn from(err: ConfigError) -> Self {
         AppError::Config(err)
@@ -78,6 +91,20 @@ mod tests {
             b"{\"error\":\"database unavailable, try again later\"}\n"
         );
         assert!(err.to_string().contains("10.0.0.7"));
+    }
+
+    #[test]
+    fn host_details_lose_the_backtrace_and_stay_on_one_line() {
+        let text = "Error occurred while creating a new object\n\nCaused by:\n    0: db error\n\n\
+                    Stack backtrace:\n   0: anyhow::error::backtrace\n   1: spin_core::x";
+        assert_eq!(
+            host_detail(text),
+            "Error occurred while creating a new object Caused by: 0: db error"
+        );
+        assert_eq!(
+            db_error_detail("ERROR", "42P01", "relation \"tokens\" does not exist"),
+            "ERROR 42P01: relation \"tokens\" does not exist"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use spin_sdk::http_component;
 
 use crate::db;
 use crate::errors::AppError;
+use crate::log;
 use crate::render;
 use crate::reports::{self, DailyUsage, UserVisits};
 use crate::routes::{self, Dispatch, Endpoint};
@@ -34,7 +35,7 @@ fn serve(endpoint: Endpoint) -> Response {
         Endpoint::UserVisits => user_visits(),
     };
     result.unwrap_or_else(|err| {
-        eprintln!("ERROR {endpoint:?}: {err}");
+        log::error(&format!("{endpoint:?}: {err}"));
         render::error(&err)
     })
 }
@@ -46,7 +47,7 @@ fn readiness_check() -> Response {
     {
         Ok(_) => render::text(200, "ok"),
         Err(err) => {
-            eprintln!("ERROR readiness check failed: {err}");
+            log::error(&format!("readiness check failed: {err}"));
             render::text(500, "failed")
         }
     }
@@ -56,13 +57,9 @@ fn daily_usage() -> Result<Response, AppError> {
     let settings = db::settings()?;
     let rows = db::query(&settings, REPORT_TIMEOUT, reports::DAILY_USAGE_SQL)?;
     let report = DailyUsage::from_rows(&rows)?;
-    let body = render::json_line(&report)?;
-    // The Flask app logged every computed daily report; log scrapers rely on it.
-    println!(
-        "INFO daily_usage report: {}",
-        String::from_utf8_lossy(&body[..body.len() - 1])
-    );
-    Ok(render::json_response(body))
+    // The Flask app logged every daily report it computed, as a Python dict.
+    log::info(&render::python_dict_repr(report.days()));
+    render::json(&report)
 }
 
 fn user_visits() -> Result<Response, AppError> {

@@ -1,13 +1,14 @@
 //! Coworking Analytics: reports on the Coworking Space database, served by Spin.
 //!
 //! A request flows from `handlers` (the Spin entry point) through `routes`
-//! (which endpoint), `db` (settings from Spin
-//! variables, queries through Spin's PostgreSQL interface; `config` builds the
-//! address), `reports` (the SQL and its rows as reports) and `render` (the bytes
-//! the Flask app sent). `errors` says what a failure answers and logs.
+//! (which endpoint), `db` (settings from Spin variables, queries through Spin's
+//! PostgreSQL interface; `config` builds the address), `reports` (the SQL and its
+//! rows as reports) and `render` (the bytes the Flask app sent). `errors` says what
+//! a failure answers, `log` writes the log lines.
 
 pub mod config;
 pub mod errors;
+pub mod log;
 pub mod render;
 pub mod reports;
 pub mod routes;

@@ -36,14 +36,9 @@ pub fn text(status: u16, body: &str) -> Response {
     response(status, HTML, body.as_bytes().to_vec())
 }
 
-/// `jsonify(value)`: compact JSON and a newline.
+/// `jsonify(value)`: a 200 answer of compact JSON and a newline.
 pub fn json<T: Serialize>(value: &T) -> Result<Response, AppError> {
-    Ok(json_response(json_line(value)?))
-}
-
-/// A 200 JSON answer from a body made by [`json_line`].
-pub fn json_response(body: Vec<u8>) -> Response {
-    response(200, JSON, body)
+    Ok(response(200, JSON, json_line(value)?))
 }
 
 /// Compact JSON followed by `\n`, as `jsonify` writes it.
@@ -72,6 +67,17 @@ pub fn options() -> Response {
     let mut response = response(200, HTML, Vec::new());
     response.set_header("allow", ALLOWED_METHODS);
     response
+}
+
+/// Python's `repr()` of a dict of string keys and integer values, as the Flask app
+/// logged its daily report: `{'2023-02-07': 40, '2023-02-08': 202}`. The keys are
+/// dates, which need no escaping inside Python's single quotes.
+pub fn python_dict_repr<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>) -> String {
+    let entries: Vec<String> = entries
+        .into_iter()
+        .map(|(key, value)| format!("'{key}': {value}"))
+        .collect();
+    format!("{{{}}}", entries.join(", "))
 }
 
 /// Python's `str(date)`: `YYYY-MM-DD`. Python dates only hold years 1 to 9999, so
@@ -134,6 +140,15 @@ mod tests {
         assert!(python_date(0, 1, 1).is_err());
         assert!(python_date(10000, 1, 1).is_err());
         assert_eq!(python_date(9999, 12, 31).unwrap(), "9999-12-31");
+    }
+
+    #[test]
+    fn dicts_print_like_python() {
+        assert_eq!(python_dict_repr([]), "{}");
+        assert_eq!(
+            python_dict_repr([("2023-02-07", 40), ("2023-02-08", 202)]),
+            "{'2023-02-07': 40, '2023-02-08': 202}"
+        );
     }
 
     #[test]

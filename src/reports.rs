@@ -62,6 +62,11 @@ impl DailyUsage {
         }
         Ok(DailyUsage(days))
     }
+
+    /// The days and their counts, in calendar order.
+    pub fn days(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.0.iter().map(|(day, visits)| (day.as_str(), *visits))
+    }
 }
 
 /// One entry of the user visits report.

@@ -53,7 +53,7 @@ async fn a_stopped_database_fails_fast_and_the_service_recovers() {
     let mut app = spawn_app().await;
     let (_, daily_before) = app.get_text("/api/reports/daily_usage").await;
 
-    app.db.stop();
+    app.db.stop().await;
 
     let (status, body, took) = timed_get(&app, "/readiness_check").await;
     assert_eq!((status, body.as_str()), (500, "failed"));
@@ -65,7 +65,7 @@ async fn a_stopped_database_fails_fast_and_the_service_recovers() {
     }
     assert_eq!(app.get_text("/health_check").await, (200, "ok".into()));
 
-    app.db.start();
+    app.db.start().await;
 
     assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));
     assert_eq!(
@@ -79,8 +79,8 @@ async fn a_restart_between_requests_fails_no_request() {
     let mut app = spawn_app().await;
     assert_eq!(app.get_text("/readiness_check").await.0, 200);
 
-    app.db.stop();
-    app.db.start();
+    app.db.stop().await;
+    app.db.start().await;
 
     assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));
     assert_eq!(app.get_text("/api/reports/user_visits").await.0, 200);
@@ -127,4 +127,28 @@ async fn a_wrong_password_is_503_and_never_shown() {
     let logs = app.host.logs();
     assert!(logs.contains("password authentication failed"), "{logs}");
     assert!(!logs.contains(wrong), "{logs}");
+}
+
+/// A migration or a stuck session holding a lock on `tokens` must not hang the
+/// probe: the readiness query's statement timeout ends the wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_tokens_table_fails_readiness_within_the_probe_timeout() {
+    let app = spawn_app_with(Data::Schema).await;
+    let mut locker = app.db.client().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+
+    let (status, body, took) = timed_get(&app, "/readiness_check").await;
+
+    assert_eq!((status, body.as_str()), (500, "failed"));
+    assert!(took < PROBE_TIMEOUT, "readiness took {took:?}");
+    let logs = app.host.logs();
+    assert!(
+        logs.contains("canceling statement due to statement timeout"),
+        "{logs}"
+    );
+    lock.rollback().await.unwrap();
+    assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));
 }

@@ -3,7 +3,7 @@ use crate::helpers::{spawn_app_with, Data};
 #[tokio::test(flavor = "multi_thread")]
 async fn health_check_answers_ok_without_touching_the_database() {
     let mut app = spawn_app_with(Data::Schema).await;
-    app.db.stop();
+    app.db.stop().await;
 
     let response = app.get("/health_check").await;
 

@@ -1,7 +1,7 @@
 //! `spawn_app()`: a fresh PostgreSQL and a running component for one test.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pgtemp::{PgTempDB, PgTempDBBuilder};
@@ -114,33 +114,42 @@ impl TestDatabase {
     }
 
     /// Stop the server (fast shutdown: sessions are cut, as in a crash or failover).
-    pub fn stop(&mut self) {
-        self.pg_ctl(&["stop", "-m", "fast"]);
+    pub async fn stop(&mut self) {
+        self.pg_ctl(&["stop", "-m", "fast"]).await;
         self.restarted = false;
     }
 
     /// Start the stopped server again, on the same port with the same data.
-    pub fn start(&mut self) {
+    pub async fn start(&mut self) {
         let data_dir = self.server.data_dir();
         let options = format!(
-            "-c port={} -c unix_socket_directories={} -c fsync=off -c logging_collector=on",
+            "-c port={} -c unix_socket_directories={} -c fsync=off",
             self.port(),
             data_dir.display()
         );
-        self.pg_ctl(&["start", "-o", &options]);
+        // With a log file, pg_ctl hands the server no pipe of ours to hold open.
+        let log = data_dir.join("restarted.log");
+        self.pg_ctl(&["start", "-l", &log.display().to_string(), "-o", &options])
+            .await;
         self.restarted = true;
     }
 
-    fn pg_ctl(&self, args: &[&str]) {
-        let data_dir = self.server.data_dir();
+    async fn pg_ctl(&self, args: &[&str]) {
+        let mut command = tokio::process::Command::from(self.pg_ctl_command(args));
+        let status = command.status().await.expect("run pg_ctl");
+        assert!(status.success(), "pg_ctl {args:?} failed ({status})");
+    }
+
+    fn pg_ctl_command(&self, args: &[&str]) -> Command {
         let mut command = as_postgres_user(&Path::new(POSTGRES_BIN).join("pg_ctl"));
-        command.arg("-D").arg(&data_dir).arg("-w").args(args);
-        let output = command.output().expect("run pg_ctl");
-        assert!(
-            output.status.success(),
-            "pg_ctl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        command
+            .arg("-D")
+            .arg(self.server.data_dir())
+            .arg("-w")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        command
     }
 }
 
@@ -148,7 +157,11 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         // pgtemp stops the server it started; one started by `start()` is ours.
         if self.restarted {
-            self.pg_ctl(&["stop", "-m", "immediate"]);
+            // Nothing to report from a failed stop while the test ends anyway.
+            let _ = self
+                .pg_ctl_command(&["stop", "-m", "immediate"])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

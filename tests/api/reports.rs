@@ -85,18 +85,37 @@ async fn daily_usage_on_the_seed_counts_used_tokens_per_day() {
     assert!(body.starts_with("{\"2023-02-07\":"), "{body}");
 }
 
+/// The Flask app logged each daily report it computed, as Python printed the dict.
 #[tokio::test(flavor = "multi_thread")]
 async fn daily_usage_is_logged_as_one_line_each_time() {
     let app = spawn_app().await;
-    let (_, body) = app.get_text("/api/reports/daily_usage").await;
+    let python_dict: String = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT '{' || string_agg(format('''%s'': %s', day, visits), ', ' ORDER BY day) || '}'
+             FROM (SELECT to_char(created_at::date, 'YYYY-MM-DD') AS day, COUNT(*) AS visits
+                   FROM tokens WHERE used_at IS NOT NULL GROUP BY 1) AS daily",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    app.get_text("/api/reports/daily_usage").await;
     app.get_text("/api/reports/daily_usage").await;
 
-    let line = format!("daily_usage report: {}", body.trim_end());
-    assert_eq!(
-        app.host.logs().matches(&line).count(),
-        2,
-        "{}",
-        app.host.logs()
+    let logs = app.host.logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.ends_with(&format!("] INFO in app: {python_dict}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(
+        lines[0].starts_with("[20"),
+        "a timestamp first: {}",
+        lines[0]
     );
 }
 

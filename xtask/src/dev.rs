@@ -216,7 +216,11 @@ impl LocalPostgres {
             .args(["start", "-w", "-l"])
             .arg(&log)
             .args(["-o", &options]))?;
-        println!("xtask: PostgreSQL 15 is up on 127.0.0.1:{} (log: {})", self.port, log.display());
+        println!(
+            "xtask: PostgreSQL 15 is up on 127.0.0.1:{} (log: {})",
+            self.port,
+            log.display()
+        );
         if fresh {
             self.seed()?;
         }
@@ -225,9 +229,14 @@ impl LocalPostgres {
 
     fn init(&self) -> Result<()> {
         fs::create_dir_all(&self.dir)?;
-        fs::write(self.password_file(), random_hex(16).context("make a password")?)?;
+        fs::write(
+            self.password_file(),
+            random_hex(16).context("make a password")?,
+        )?;
         if is_root() {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.dir))?;
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&self.dir))?;
         }
         run(postgres_command("initdb")
             .arg("-D")
@@ -238,10 +247,22 @@ impl LocalPostgres {
 
     fn seed(&self) -> Result<()> {
         let password = self.password()?;
-        for file in ["1_create_tables.sql", "2_seed_users.sql", "3_seed_tokens.sql"] {
+        for file in [
+            "1_create_tables.sql",
+            "2_seed_users.sql",
+            "3_seed_tokens.sql",
+        ] {
             let path = project_root().join("db").join(file);
             run(Command::new("psql")
-                .args(["-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+                .args([
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                ])
                 .args(["-p", &self.port.to_string(), "-d", "postgres", "-f"])
                 .arg(&path)
                 .env("PGPASSWORD", &password))
@@ -260,7 +281,6 @@ impl LocalPostgres {
         command.arg("-D").arg(self.data());
         command
     }
-
 }
 
 /// A PostgreSQL program, run as `postgres` when we are root.

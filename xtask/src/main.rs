@@ -1,9 +1,7 @@
 //! Project tasks, run as `cargo xtask <task>`: the commands the README starts with,
-//! and the steps of the release pipeline, in one place that CI and people share.
+//! in one place that CI and people share.
 
 mod dev;
-mod image;
-mod release;
 
 use clap::{Parser, Subcommand};
 
@@ -21,17 +19,11 @@ enum Task {
     Up(dev::UpArgs),
     /// Build the wasm component and run every test.
     Test(dev::TestArgs),
-    /// Build the arm64 runtime image as an OCI layout without Docker.
-    Image(image::ImageArgs),
-    /// Print the image tags of this build (version, version+build, short commit).
-    Tags(release::TagsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Up(args) => dev::up(args),
         Task::Test(args) => dev::test(args),
-        Task::Image(args) => image::build(args),
-        Task::Tags(args) => release::tags(args),
     }
 }

@@ -1,1 +1,209 @@
-// filled in by the host work
+//! A wasmtime host that serves a Spin HTTP component the way Spin 3.4–4.0 does,
+//! for the interfaces Coworking Analytics uses: `wasi:http` (through
+//! `wasmtime-wasi-http`), `spin:postgres/postgres@4.0.0`, Spin variables and
+//! `allowed_outbound_hosts`. It reads the real `spin.toml`. A test and benchmark
+//! tool, not a production runtime.
+
+mod manifest;
+mod outbound;
+mod postgres;
+mod server;
+mod variables;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::manifest::Manifest;
+use crate::outbound::OutboundPolicy;
+use crate::postgres::Pools;
+use crate::server::{App, Server, State};
+use crate::variables::{ComponentVariables, Lookup, Resolved};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "spin-imports",
+        imports: { default: async },
+        with: { "spin:postgres/postgres.connection": crate::postgres::PgConnection },
+    });
+}
+
+/// How much guest output a capturing host keeps.
+const CAPTURE_CAPACITY: usize = 256 << 20;
+
+impl bindings::fermyon::spin::variables::Host for State {
+    async fn get(
+        &mut self,
+        name: String,
+    ) -> Result<String, bindings::fermyon::spin::variables::Error> {
+        use bindings::fermyon::spin::variables::Error;
+        match self.app.variables.get(&name) {
+            Lookup::Value(value) => Ok(value),
+            Lookup::InvalidName(reason) => Err(Error::InvalidName(reason)),
+            Lookup::Undefined(reason) => Err(Error::Undefined(reason)),
+        }
+    }
+}
+
+/// Configures and starts a host for one manifest.
+pub struct HostBuilder {
+    manifest: PathBuf,
+    wasm: Option<PathBuf>,
+    variables: HashMap<String, String>,
+    environment: HashMap<String, String>,
+    listen: SocketAddr,
+    capture_logs: bool,
+    log_requests: bool,
+}
+
+impl HostBuilder {
+    /// A host for the `spin.toml` at `manifest`, reading `SPIN_VARIABLE_*` from the
+    /// process environment and listening on a free loopback port.
+    pub fn new(manifest: impl AsRef<Path>) -> Self {
+        HostBuilder {
+            manifest: manifest.as_ref().to_owned(),
+            wasm: None,
+            variables: HashMap::new(),
+            environment: std::env::vars().collect(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            capture_logs: false,
+            log_requests: false,
+        }
+    }
+
+    /// Serve this file instead of the component's `source`.
+    pub fn wasm(mut self, path: impl AsRef<Path>) -> Self {
+        self.wasm = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// An application variable, like `spin up --variable name=value`.
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        self.variables.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The environment the `SPIN_VARIABLE_*` provider reads, instead of the process's.
+    pub fn environment<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.environment = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Keep the component's stdout and stderr in memory (see [`RunningHost::logs`])
+    /// instead of passing them to the host's.
+    pub fn capture_logs(mut self) -> Self {
+        self.capture_logs = true;
+        self
+    }
+
+    /// Log each request's method, path, status and duration to stderr.
+    pub fn log_requests(mut self) -> Self {
+        self.log_requests = true;
+        self
+    }
+
+    /// Load the manifest, resolve the variables (failing as `spin up` does when a
+    /// required one has no value), compile the component and start serving.
+    pub async fn start(self) -> Result<RunningHost> {
+        let manifest = Manifest::load(&self.manifest)?;
+        let resolved = Resolved::resolve(&manifest, &self.variables, &self.environment)?;
+        let allowed = manifest
+            .component
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| resolved.expand(entry))
+            .collect::<Result<Vec<_>>>()?;
+        let logs = self
+            .capture_logs
+            .then(|| MemoryOutputPipe::new(CAPTURE_CAPACITY));
+        let app = App {
+            variables: ComponentVariables::new(&manifest, &resolved)?,
+            pools: Pools::new(OutboundPolicy::new(&allowed)?),
+            logs: logs.clone(),
+            peak_memory: Default::default(),
+            route: manifest.component.route.clone(),
+        };
+        let wasm = self.wasm.unwrap_or(manifest.component.source.clone());
+        let server = Server::new(&wasm, app)?;
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("listen on {}", self.listen))?;
+        let addr = listener.local_addr()?;
+        let app = server.app().clone();
+        let task = tokio::spawn(server.serve(listener, self.log_requests));
+        Ok(RunningHost {
+            addr,
+            app,
+            logs,
+            task: Some(task),
+        })
+    }
+}
+
+/// A host serving a component. Dropping it stops serving.
+pub struct RunningHost {
+    addr: SocketAddr,
+    app: Arc<App>,
+    logs: Option<MemoryOutputPipe>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningHost {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The component's captured output so far (empty unless capturing).
+    pub fn logs(&self) -> String {
+        self.logs
+            .as_ref()
+            .map(|logs| String::from_utf8_lossy(&logs.contents()).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The largest linear memory that one instance has grown to, in bytes.
+    pub fn peak_instance_memory(&self) -> usize {
+        self.app.peak_memory.load(Ordering::Relaxed)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // The task ends as cancelled; there is nothing else to learn from it.
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}

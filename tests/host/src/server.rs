@@ -1,0 +1,301 @@
+//! Serving: the engine (configured like Spin's), a store per request with the
+//! WASI, HTTP, PostgreSQL and variables host state, and the HTTP/1.1 listener.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::{Request, Response};
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::SpinImports;
+use crate::postgres::Pools;
+use crate::variables::ComponentVariables;
+
+/// What every request of one application shares.
+pub struct App {
+    pub variables: ComponentVariables,
+    pub pools: Pools,
+    /// Captured guest stdout and stderr, when tests ask for it.
+    pub logs: Option<MemoryOutputPipe>,
+    pub peak_memory: AtomicUsize,
+    pub route: String,
+}
+
+/// The store data of one request.
+pub struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub app: Arc<App>,
+    limiter: PeakMemory,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// Records the largest linear memory any instance grows to.
+struct PeakMemory(Arc<App>);
+
+impl wasmtime::ResourceLimiter for PeakMemory {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.0.peak_memory.fetch_max(desired, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// One engine per process, with Spin's settings: the pooling instance allocator, so a new instance per request is cheap.
+fn engine() -> Result<&'static Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine);
+    }
+    let mut config = Config::new();
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(1_000)
+        .total_core_instances(1_000)
+        .total_memories(1_000)
+        .total_tables(2_000)
+        .max_memory_size(1 << 30);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    let engine = Engine::new(&config)?;
+    Ok(ENGINE.get_or_init(|| engine))
+}
+
+/// Compile a component once per process: tests start many hosts on one file.
+fn compile(path: &Path) -> Result<Component> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (std::time::SystemTime, Component)>>> =
+        OnceLock::new();
+    let modified = std::fs::metadata(path)
+        .with_context(|| format!("component {}", path.display()))?
+        .modified()?;
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((when, component)) = cache.lock().expect("cache lock").get(path) {
+        if *when == modified {
+            return Ok(component.clone());
+        }
+    }
+    let component = Component::from_file(engine()?, path)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("compile component {}", path.display()))?;
+    cache
+        .lock()
+        .expect("cache lock")
+        .insert(path.to_owned(), (modified, component.clone()));
+    Ok(component)
+}
+
+/// A component ready to instantiate per request.
+#[derive(Clone)]
+pub struct Server {
+    pre: ProxyPre<State>,
+    app: Arc<App>,
+}
+
+impl Server {
+    pub fn new(wasm: &Path, app: App) -> Result<Server> {
+        let component = compile(wasm)?;
+        let mut linker = Linker::<State>::new(engine()?);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        SpinImports::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Server {
+            pre,
+            app: Arc::new(app),
+        })
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Accept connections until the task is dropped.
+    pub async fn serve(self, listener: TcpListener, log_requests: bool) {
+        loop {
+            let Ok((stream, client)) = listener.accept().await else {
+                continue;
+            };
+            let server = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            server.respond(req, client, log_requests).await,
+                        )
+                    }
+                });
+                // Connection errors (a client going away) concern only that client.
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn respond(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        log_requests: bool,
+    ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        let response = match self.handle(req, client).await {
+            Ok(response) => response,
+            Err(err) => {
+                eprintln!("error: {method} {path}: {err:?}");
+                let body =
+                    http_body_util::Full::new(bytes::Bytes::from_static(b"Internal Server Error"))
+                        .map_err(|never| match never {})
+                        .boxed_unsync();
+                let mut response = Response::new(body);
+                *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                response
+            }
+        };
+        if log_requests {
+            eprintln!(
+                "{method} {path} {} {:.1?}",
+                response.status().as_u16(),
+                started.elapsed()
+            );
+        }
+        response
+    }
+
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Result<Response<HyperOutgoingBody>> {
+        self.add_spin_headers(&mut req, client)?;
+        let mut wasi = WasiCtx::builder();
+        match &self.app.logs {
+            Some(logs) => {
+                wasi.stdout(logs.clone()).stderr(logs.clone());
+            }
+            None => {
+                wasi.inherit_stdout().inherit_stderr();
+            }
+        }
+        let mut store = Store::new(
+            self.pre.engine(),
+            State {
+                wasi: wasi.build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                app: self.app.clone(),
+                limiter: PeakMemory(self.app.clone()),
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let outparam = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow!("the component answered with an error: {code:?}")),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow!("the component never set a response")),
+                Ok(Err(trap)) => Err(anyhow::Error::from(trap).context("the component trapped")),
+                Err(join) => Err(join.into()),
+            },
+        }
+    }
+
+    /// The headers Spin adds for a request matched by a `/...` route.
+    fn add_spin_headers(&self, req: &mut Request<Incoming>, client: SocketAddr) -> Result<()> {
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost")
+            .to_owned();
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_owned();
+        let path = req.uri().path().to_owned();
+        let route = self.app.route.clone();
+        let base = route.trim_end_matches("/...").to_owned();
+        let headers = req.headers_mut();
+        for (name, value) in [
+            ("spin-full-url", format!("http://{host}{path_and_query}")),
+            (
+                "spin-path-info",
+                path.strip_prefix(&base).unwrap_or(&path).to_owned(),
+            ),
+            ("spin-matched-route", route.clone()),
+            ("spin-raw-component-route", route.clone()),
+            ("spin-component-route", base.clone()),
+            ("spin-base-path", "/".to_owned()),
+            ("spin-client-addr", client.to_string()),
+        ] {
+            headers.insert(name, value.parse()?);
+        }
+        Ok(())
+    }
+}
