@@ -12,9 +12,6 @@ use clap::Args;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
-/// Debian packages the tests and `up` need: the PostgreSQL 15 server, and sudo to
-/// run it as `postgres` when we are root (PostgreSQL refuses to run as root).
-const DEBIAN_PACKAGES: [&str; 2] = ["postgresql-15", "sudo"];
 /// The Spin CLI releases that run spin-sdk 5.2 components (WASI 0.2, pg 4.0).
 const SPIN_VERSIONS: &str = "3.4 to 4.0.x";
 
@@ -41,7 +38,7 @@ pub struct UpArgs {
 pub fn test(args: TestArgs) -> Result<()> {
     let root = project_root();
     ensure_wasm_target()?;
-    ensure_debian_packages()?;
+    ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI])?;
     build_component(&root)?;
     run(Command::new(cargo())
         .current_dir(&root)
@@ -52,7 +49,7 @@ pub fn test(args: TestArgs) -> Result<()> {
 pub fn up(args: UpArgs) -> Result<()> {
     let root = project_root();
     ensure_wasm_target()?;
-    ensure_debian_packages()?;
+    ensure_debian_packages(&[POSTGRESQL, SUDO])?;
     let db = LocalPostgres::new(root.join(".dev/postgres"), args.db_port);
     db.start()?;
     // Keep Ctrl-C for the server: it stops, then we stop the database.
@@ -108,7 +105,8 @@ fn supported_spin() -> Option<String> {
     supported.then_some(version)
 }
 
-fn build_component(root: &Path) -> Result<()> {
+/// Build the release wasm component, where `spin.toml` names it.
+pub fn build_component(root: &Path) -> Result<()> {
     run(Command::new(cargo()).current_dir(root).args([
         "build",
         "--target",
@@ -138,16 +136,36 @@ fn ensure_wasm_target() -> Result<()> {
     )
 }
 
+/// A Debian package a task needs, and how to tell that it is there.
+struct DebianPackage {
+    name: &'static str,
+    present: fn() -> bool,
+}
+
+/// The PostgreSQL 15 server, for the tests' and `up`'s databases.
+const POSTGRESQL: DebianPackage = DebianPackage {
+    name: "postgresql-15",
+    present: || Path::new(POSTGRES_BIN).join("postgres").exists(),
+};
+/// PostgreSQL refuses to run as root: as root, it runs as `postgres` through sudo.
+const SUDO: DebianPackage = DebianPackage {
+    name: "sudo",
+    present: || !is_root() || on_path("sudo"),
+};
+/// The tests unpack the runtime image with umoci, a real OCI implementation.
+const UMOCI: DebianPackage = DebianPackage {
+    name: "umoci",
+    present: || on_path("umoci"),
+};
+
 /// Install the missing Debian packages when we may (root with apt-get); say
 /// what to install otherwise.
-fn ensure_debian_packages() -> Result<()> {
+fn ensure_debian_packages(packages: &[DebianPackage]) -> Result<()> {
     let root = is_root();
-    let missing: Vec<&str> = DEBIAN_PACKAGES
-        .into_iter()
-        .filter(|package| match *package {
-            "sudo" => root && !on_path("sudo"),
-            _ => !Path::new(POSTGRES_BIN).join("postgres").exists(),
-        })
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|package| !(package.present)())
+        .map(|package| package.name)
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -302,12 +320,9 @@ fn random_hex(bytes: usize) -> std::io::Result<String> {
     Ok(buffer.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|output| output.stdout.trim_ascii() == b"0")
-        .unwrap_or(false)
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn on_path(program: &str) -> bool {

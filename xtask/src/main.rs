@@ -1,7 +1,9 @@
 //! Project tasks, run as `cargo xtask <task>`: the commands the README starts with,
-//! in one place that CI and people share.
+//! and the steps of the release pipeline, in one place that CI and people share.
 
 mod dev;
+mod image;
+mod release;
 
 use clap::{Parser, Subcommand};
 
@@ -19,11 +21,23 @@ enum Task {
     Up(dev::UpArgs),
     /// Build the wasm component and run every test.
     Test(dev::TestArgs),
+    /// Build the arm64 runtime image: its Docker build context, and the same image
+    /// as an OCI image layout, without Docker.
+    Image(image::ImageArgs),
+    /// Print the image tags of this build (version, version-build.N, short commit).
+    Tags(release::TagsArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().task {
+fn main() {
+    let result = match Cli::parse().task {
         Task::Up(args) => dev::up(args),
         Task::Test(args) => dev::test(args),
+        Task::Image(args) => image::build(args),
+        Task::Tags(args) => release::tags(args),
+    };
+    // The message and its causes; a backtrace (RUST_BACKTRACE) helps no user here.
+    if let Err(err) = result {
+        eprintln!("Error: {err:#}");
+        std::process::exit(1);
     }
 }
