@@ -9,6 +9,8 @@ use spin_sdk::variables;
 
 use crate::config::DbSettings;
 use crate::errors::{db_error_detail, host_detail, AppError};
+use crate::notice;
+use crate::reports::{rollups_unavailable, rollups_unavailable_notice, ReportSql};
 
 /// Read the database settings from the component's Spin variables.
 pub fn settings() -> Result<DbSettings, AppError> {
@@ -24,6 +26,25 @@ pub fn query(settings: &DbSettings, timeout: Duration, sql: &str) -> Result<RowS
     let describe = |err: PgError| classify(err, |detail| settings.redact(detail));
     let connection = Connection::open(&settings.address(timeout)).map_err(describe)?;
     connection.query(sql, &[]).map_err(describe)
+}
+
+/// Run a report over the rollups, or over `tokens` where the rollups cannot be
+/// read, which the log then says (once).
+pub fn query_report(
+    settings: &DbSettings,
+    timeout: Duration,
+    report: &ReportSql,
+) -> Result<RowSet, AppError> {
+    let describe = |err: PgError| classify(err, |detail| settings.redact(detail));
+    let connection = Connection::open(&settings.address(timeout)).map_err(describe)?;
+    match connection.query(report.rollups, &[]) {
+        Err(PgError::QueryFailed(QueryError::DbError(db))) if rollups_unavailable(&db.code) => {
+            let cause = db_error_detail(&db.severity, &db.code, &db.message);
+            notice::warn_once("rollups-unavailable", &rollups_unavailable_notice(&cause));
+            connection.query(report.tokens, &[]).map_err(describe)
+        }
+        result => result.map_err(describe),
+    }
 }
 
 /// SQLSTATE classes that mean the database, not the query, is in trouble:

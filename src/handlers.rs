@@ -55,7 +55,7 @@ fn readiness_check() -> Response {
 
 fn daily_usage() -> Result<Response, AppError> {
     let settings = db::settings()?;
-    let rows = db::query(&settings, REPORT_TIMEOUT, reports::DAILY_USAGE_SQL)?;
+    let rows = db::query_report(&settings, REPORT_TIMEOUT, &reports::DAILY_USAGE)?;
     let report = DailyUsage::from_rows(&rows)?;
     // The Flask app logged every daily report it computed, as a Python dict.
     log::info(&render::python_dict_repr(report.days()));
@@ -64,6 +64,6 @@ fn daily_usage() -> Result<Response, AppError> {
 
 fn user_visits() -> Result<Response, AppError> {
     let settings = db::settings()?;
-    let rows = db::query(&settings, REPORT_TIMEOUT, reports::USER_VISITS_SQL)?;
+    let rows = db::query_report(&settings, REPORT_TIMEOUT, &reports::USER_VISITS)?;
     render::json(&UserVisits::from_rows(&rows)?)
 }

@@ -4,7 +4,7 @@
 //! (which endpoint), `db` (settings from Spin variables, queries through Spin's
 //! PostgreSQL interface; `config` builds the address), `reports` (the SQL and its
 //! rows as reports) and `render` (the bytes the Flask app sent). `errors` says what
-//! a failure answers, `log` writes the log lines.
+//! a failure answers, `log` writes the log lines, `notice` keeps a notice to once.
 
 pub mod config;
 pub mod errors;
@@ -19,3 +19,5 @@ pub mod routes;
 mod db;
 #[cfg(target_arch = "wasm32")]
 mod handlers;
+#[cfg(target_arch = "wasm32")]
+mod notice;

@@ -5,10 +5,15 @@
 
 use chrono::{DateTime, Utc};
 
+/// How often a notice logged "once" is repeated while its cause lasts, so that
+/// the log of a long-running pod still shows it.
+pub const NOTICE_REPEAT_SECS: u64 = 3600;
+
 /// A level of Python's `logging`, as Flask's default formatter prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Info,
+    Warning,
     Error,
 }
 
@@ -16,8 +21,18 @@ pub fn info(message: &str) {
     eprintln!("{}", line(Utc::now(), Level::Info, message));
 }
 
+pub fn warning(message: &str) {
+    eprintln!("{}", line(Utc::now(), Level::Warning, message));
+}
+
 pub fn error(message: &str) {
     eprintln!("{}", line(Utc::now(), Level::Error, message));
+}
+
+/// Whether a notice last logged at `last` (Unix seconds; `None`: never) is to be
+/// logged again at `now`.
+pub fn notice_due(last: Option<u64>, now: u64) -> bool {
+    last.is_none_or(|last| now.saturating_sub(last) >= NOTICE_REPEAT_SECS)
 }
 
 /// Flask's `[%(asctime)s] %(levelname)s in %(module)s: %(message)s`, with the
@@ -26,6 +41,7 @@ pub fn error(message: &str) {
 pub fn line(at: DateTime<Utc>, level: Level, message: &str) -> String {
     let level = match level {
         Level::Info => "INFO",
+        Level::Warning => "WARNING",
         Level::Error => "ERROR",
     };
     let message = message.replace(['\r', '\n'], " ");
@@ -56,5 +72,19 @@ mod tests {
             ),
             "[2023-02-15 08:09:10,123] ERROR in app: database unavailable: connection refused"
         );
+        assert_eq!(
+            line(at, Level::Warning, "w"),
+            "[2023-02-15 08:09:10,123] WARNING in app: w"
+        );
+    }
+
+    #[test]
+    fn notices_are_logged_once_then_hourly() {
+        assert!(notice_due(None, 1_000));
+        assert!(!notice_due(Some(1_000), 1_000));
+        assert!(!notice_due(Some(1_000), 1_000 + NOTICE_REPEAT_SECS - 1));
+        assert!(notice_due(Some(1_000), 1_000 + NOTICE_REPEAT_SECS));
+        // A clock that went back does not repeat it.
+        assert!(!notice_due(Some(5_000), 4_000));
     }
 }

@@ -80,34 +80,92 @@ pub fn python_dict_repr<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>) -
     format!("{{{}}}", entries.join(", "))
 }
 
+/// A date or a datetime as Python's `str()` prints it, formatted into a buffer of
+/// its own: a report formats one per row, and `format!` was their largest cost.
+#[derive(Clone, Copy)]
+pub struct PythonTime {
+    text: [u8; PythonTime::CAPACITY],
+    len: usize,
+}
+
+impl PythonTime {
+    /// `YYYY-MM-DD HH:MM:SS.ffffff`
+    const CAPACITY: usize = 26;
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.len]).expect("digits and separators are ASCII")
+    }
+
+    fn push(&mut self, separator: u8, value: u32, width: usize) {
+        if separator != 0 {
+            self.text[self.len] = separator;
+            self.len += 1;
+        }
+        let mut rest = value;
+        for slot in self.text[self.len..self.len + width].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        self.len += width;
+    }
+}
+
+impl std::fmt::Debug for PythonTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for PythonTime {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for PythonTime {}
+
+impl Serialize for PythonTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// Python's `str(date)`: `YYYY-MM-DD`. Python dates only hold years 1 to 9999, so
 /// other years fail, as they did in the Flask app.
-pub fn python_date(year: i32, month: u8, day: u8) -> Result<String, AppError> {
-    check_python_year(year)?;
-    Ok(format!("{year:04}-{month:02}-{day:02}"))
+pub fn python_date(year: i32, month: u8, day: u8) -> Result<PythonTime, AppError> {
+    let year = python_year(year)?;
+    let mut time = PythonTime {
+        text: [0; PythonTime::CAPACITY],
+        len: 0,
+    };
+    time.push(0, year, 4);
+    time.push(b'-', month.into(), 2);
+    time.push(b'-', day.into(), 2);
+    Ok(time)
 }
 
 /// Python's `str(datetime)`: `YYYY-MM-DD HH:MM:SS`, plus `.ffffff` when the
 /// microseconds are not zero.
 pub fn python_datetime(
     (year, month, day, hour, minute, second, nanosecond): (i32, u8, u8, u8, u8, u8, u32),
-) -> Result<String, AppError> {
-    let date = python_date(year, month, day)?;
+) -> Result<PythonTime, AppError> {
+    let mut time = python_date(year, month, day)?;
+    time.push(b' ', hour.into(), 2);
+    time.push(b':', minute.into(), 2);
+    time.push(b':', second.into(), 2);
     let micros = nanosecond / 1_000;
-    Ok(if micros == 0 {
-        format!("{date} {hour:02}:{minute:02}:{second:02}")
-    } else {
-        format!("{date} {hour:02}:{minute:02}:{second:02}.{micros:06}")
-    })
+    if micros != 0 {
+        time.push(b'.', micros, 6);
+    }
+    Ok(time)
 }
 
-fn check_python_year(year: i32) -> Result<(), AppError> {
-    if (1..=9999).contains(&year) {
-        Ok(())
-    } else {
-        Err(AppError::Data(format!(
+fn python_year(year: i32) -> Result<u32, AppError> {
+    match u32::try_from(year) {
+        Ok(year @ 1..=9999) => Ok(year),
+        _ => Err(AppError::Data(format!(
             "year {year} is out of the range that Python dates hold (1 to 9999)"
-        )))
+        ))),
     }
 }
 
@@ -118,19 +176,25 @@ mod tests {
     #[test]
     fn datetimes_print_like_python() {
         assert_eq!(
-            python_datetime((2023, 1, 20, 3, 23, 39, 757_813_000)).unwrap(),
+            python_datetime((2023, 1, 20, 3, 23, 39, 757_813_000))
+                .unwrap()
+                .as_str(),
             "2023-01-20 03:23:39.757813"
         );
         assert_eq!(
-            python_datetime((2023, 1, 20, 3, 23, 39, 0)).unwrap(),
+            python_datetime((2023, 1, 20, 3, 23, 39, 0))
+                .unwrap()
+                .as_str(),
             "2023-01-20 03:23:39"
         );
         assert_eq!(
-            python_datetime((2023, 1, 20, 3, 23, 39, 1_000)).unwrap(),
+            python_datetime((2023, 1, 20, 3, 23, 39, 1_000))
+                .unwrap()
+                .as_str(),
             "2023-01-20 03:23:39.000001"
         );
         assert_eq!(
-            python_datetime((1, 1, 1, 0, 0, 0, 0)).unwrap(),
+            python_datetime((1, 1, 1, 0, 0, 0, 0)).unwrap().as_str(),
             "0001-01-01 00:00:00"
         );
     }
@@ -139,7 +203,8 @@ mod tests {
     fn years_python_cannot_hold_fail() {
         assert!(python_date(0, 1, 1).is_err());
         assert!(python_date(10000, 1, 1).is_err());
-        assert_eq!(python_date(9999, 12, 31).unwrap(), "9999-12-31");
+        assert_eq!(python_date(9999, 12, 31).unwrap().as_str(), "9999-12-31");
+        assert!(python_date(-1, 1, 1).is_err());
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! The reports: their SQL, and the rows turned into what the Flask app returned.
 //!
+//! Each report has two queries with the same result: one over the rollups that
+//! `db/migrations/001_report_rollups.up.sql` keeps up to date (a few thousand rows
+//! at any table size), and the Flask app's query over `tokens` (a scan that grows
+//! with the table), for databases where the migration was not applied.
+//!
 //! The SQL yields typed values that Spin can decode on any data: PostgreSQL's
 //! `infinity` dates and timestamps (which would fail Spin's decoding of the whole
 //! query) become the values psycopg2 gave the Flask app for them (`date.max`,
@@ -12,36 +17,95 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use spin_sdk::pg4::{DbValue, RowSet};
 
 use crate::errors::AppError;
-use crate::render::{python_date, python_datetime};
+use crate::render::{python_date, python_datetime, PythonTime};
 
 /// Readiness: can the `tokens` table be read? Reading at most one row costs the
 /// same at any table size, unlike the original's `COUNT(*)`.
 pub const READINESS_SQL: &str = "SELECT 1 FROM tokens LIMIT 1";
 
-/// Used tokens per calendar day of `created_at`.
-pub const DAILY_USAGE_SQL: &str = "\
-SELECT CASE day
+/// The two queries of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportSql {
+    /// Over the rollups of `db/migrations/001_report_rollups.up.sql`.
+    pub rollups: &'static str,
+    /// Over `tokens`: the Flask app's query.
+    pub tokens: &'static str,
+}
+
+/// The daily report over a subquery of `(day date, visits int8)` rows.
+macro_rules! daily_usage_over {
+    ($days:literal) => {
+        concat!(
+            "SELECT CASE day
          WHEN DATE 'infinity' THEN DATE '9999-12-31'
          WHEN DATE '-infinity' THEN DATE '0001-01-01'
          ELSE day
        END AS day,
        visits
-FROM (SELECT created_at::date AS day, COUNT(*) AS visits
-      FROM tokens
-      WHERE used_at IS NOT NULL
-      GROUP BY 1) AS daily";
+FROM (",
+            $days,
+            ") AS daily"
+        )
+    };
+}
 
-/// Tokens per user, with the user's `joined_at` when the user row exists.
-pub const USER_VISITS_SQL: &str = "\
-SELECT t.user_id,
+/// The user visits report over a subquery of `(user_id int4, visits int8)` rows.
+macro_rules! user_visits_over {
+    ($counts:literal) => {
+        concat!(
+            "SELECT t.user_id,
        t.visits,
        CASE users.joined_at
          WHEN TIMESTAMP 'infinity' THEN TIMESTAMP '9999-12-31 23:59:59.999999'
          WHEN TIMESTAMP '-infinity' THEN TIMESTAMP '0001-01-01 00:00:00'
          ELSE users.joined_at
        END AS joined_at
-FROM (SELECT user_id, COUNT(*) AS visits FROM tokens GROUP BY user_id) AS t
-LEFT JOIN users ON t.user_id = users.id";
+FROM (",
+            $counts,
+            ") AS t
+LEFT JOIN users ON t.user_id = users.id"
+        )
+    };
+}
+
+/// Used tokens per calendar day of `created_at`. The rollups keep a day's count
+/// in stripes and keep days whose count fell to zero.
+pub const DAILY_USAGE: ReportSql = ReportSql {
+    rollups: daily_usage_over!(
+        "SELECT day, SUM(visits)::int8 AS visits FROM analytics.daily_used_tokens \
+         GROUP BY day HAVING SUM(visits) <> 0"
+    ),
+    tokens: daily_usage_over!(
+        "SELECT created_at::date AS day, COUNT(*) AS visits FROM tokens \
+         WHERE used_at IS NOT NULL GROUP BY 1"
+    ),
+};
+
+/// Tokens per `tokens.user_id`, with the user's `joined_at` when the user row
+/// exists. The rollups keep users whose count fell to zero.
+pub const USER_VISITS: ReportSql = ReportSql {
+    rollups: user_visits_over!(
+        "SELECT user_id, visits FROM analytics.user_tokens WHERE visits <> 0"
+    ),
+    tokens: user_visits_over!("SELECT user_id, COUNT(*) AS visits FROM tokens GROUP BY user_id"),
+};
+
+/// Whether a rollup query's SQLSTATE means that the rollups cannot be read here
+/// (the migration was not applied: no table 42P01, no schema 3F000; or the role
+/// was not granted them: 42501), so that the report reads `tokens` instead.
+pub fn rollups_unavailable(sqlstate: &str) -> bool {
+    matches!(sqlstate, "42P01" | "3F000" | "42501")
+}
+
+/// What the log says, once, when the reports read `tokens` for want of rollups.
+pub fn rollups_unavailable_notice(cause: &str) -> String {
+    format!(
+        "the report rollups cannot be read ({cause}): the reports read the tokens table \
+         instead, which is correct but slower as it grows. Apply \
+         db/migrations/001_report_rollups.up.sql, and grant the service's role USAGE on \
+         schema analytics and SELECT on its tables"
+    )
+}
 
 /// The daily usage report: `{"YYYY-MM-DD": used tokens created that day}`.
 #[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -49,13 +113,15 @@ LEFT JOIN users ON t.user_id = users.id";
 pub struct DailyUsage(BTreeMap<String, i64>);
 
 impl DailyUsage {
-    /// Read the rows of [`DAILY_USAGE_SQL`]. Date strings of years 1 to 9999 sort
+    /// Read the rows of [`DAILY_USAGE`]. Date strings of years 1 to 9999 sort
     /// in calendar order, so the map's order is the report's.
     pub fn from_rows(rows: &RowSet) -> Result<DailyUsage, AppError> {
         let mut days = BTreeMap::new();
         for row in &rows.rows {
             let day = match column(row, 0)? {
-                DbValue::Date((year, month, day)) => python_date(*year, *month, *day)?,
+                DbValue::Date((year, month, day)) => {
+                    python_date(*year, *month, *day)?.as_str().to_owned()
+                }
                 other => return Err(unexpected("day", other)),
             };
             days.insert(day, int(column(row, 1)?, "visits")?);
@@ -73,31 +139,46 @@ impl DailyUsage {
 #[derive(Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Visits {
     /// `str(joined_at)`, or `None` when the user row is missing.
-    pub joined_at: String,
+    pub joined_at: JoinedAt,
     pub visits: i64,
 }
 
-/// The user visits report, keyed by `tokens.user_id` in numeric order.
+/// The user's `joined_at`, or no user row: Python printed it `None`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct JoinedAt(pub Option<PythonTime>);
+
+impl Serialize for JoinedAt {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(time) => time.serialize(serializer),
+            None => serializer.serialize_str("None"),
+        }
+    }
+}
+
+/// The user visits report, by `tokens.user_id` in numeric order (each id once:
+/// the queries group by it).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct UserVisits(BTreeMap<i32, Visits>);
+pub struct UserVisits(Vec<(i32, Visits)>);
 
 impl UserVisits {
-    /// Read the rows of [`USER_VISITS_SQL`].
+    /// Read the rows of [`USER_VISITS`].
     pub fn from_rows(rows: &RowSet) -> Result<UserVisits, AppError> {
-        let mut users = BTreeMap::new();
+        let mut users = Vec::with_capacity(rows.rows.len());
         for row in &rows.rows {
             let user_id = match column(row, 0)? {
                 DbValue::Int32(id) => *id,
                 other => return Err(unexpected("user_id", other)),
             };
             let joined_at = match column(row, 2)? {
-                DbValue::Datetime(datetime) => python_datetime(*datetime)?,
-                DbValue::DbNull => "None".to_owned(),
+                DbValue::Datetime(datetime) => JoinedAt(Some(python_datetime(*datetime)?)),
+                DbValue::DbNull => JoinedAt(None),
                 other => return Err(unexpected("joined_at", other)),
             };
             let visits = int(column(row, 1)?, "visits")?;
-            users.insert(user_id, Visits { joined_at, visits });
+            users.push((user_id, Visits { joined_at, visits }));
         }
+        users.sort_unstable_by_key(|(user_id, _)| *user_id);
         Ok(UserVisits(users))
     }
 }
@@ -213,6 +294,22 @@ mod tests {
             DailyUsage::from_rows(&set),
             Err(AppError::Data(_))
         ));
+    }
+
+    #[test]
+    fn missing_or_forbidden_rollups_fall_back_to_tokens() {
+        for code in ["42P01", "3F000", "42501"] {
+            assert!(rollups_unavailable(code), "{code}");
+        }
+        // A syntax error, a timeout or a broken connection is not a missing migration.
+        for code in ["42601", "57014", "08006", "XX000"] {
+            assert!(!rollups_unavailable(code), "{code}");
+        }
+        let notice = rollups_unavailable_notice("ERROR 42P01: relation does not exist");
+        assert!(
+            notice.contains("db/migrations/001_report_rollups.up.sql"),
+            "{notice}"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn exports_the_wasi_http_0_2_0_incoming_handler() {
 }
 
 #[test]
-fn imports_only_wasi_0_2_spin_postgres_4_and_spin_variables() {
+fn imports_only_wasi_0_2_spin_postgres_4_and_spin_variables_and_key_value() {
     let (imports, _) = imports_and_exports();
     assert!(
         imports.contains(&"spin:postgres/postgres@4.0.0".to_owned()),
@@ -54,6 +54,7 @@ fn imports_only_wasi_0_2_spin_postgres_4_and_spin_variables() {
     for import in &imports {
         let served = import == "spin:postgres/postgres@4.0.0"
             || import == "fermyon:spin/variables@2.0.0"
+            || import == "fermyon:spin/key-value@2.0.0"
             || (import.starts_with("wasi:") && import.contains("@0.2."));
         assert!(served, "{import} is not served by Spin 3.4-4.0 or the shim");
     }

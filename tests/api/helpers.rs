@@ -105,6 +105,13 @@ impl TestDatabase {
         }
     }
 
+    /// Apply the report rollups migration of `db/migrations/`.
+    pub async fn apply_rollups(&self) {
+        let up = project_root().join("db/migrations/001_report_rollups.up.sql");
+        self.execute(&std::fs::read_to_string(up).expect("read the rollups migration"))
+            .await;
+    }
+
     pub async fn execute(&self, sql: &str) {
         self.client()
             .await

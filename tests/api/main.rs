@@ -8,4 +8,5 @@ mod database_failures;
 mod health;
 mod helpers;
 mod reports;
+mod rollups;
 mod routing;

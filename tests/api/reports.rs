@@ -63,7 +63,7 @@ async fn expected_user_visits(app: &TestApp) -> String {
     body
 }
 
-async fn assert_reports_match_sql(app: &TestApp) {
+pub async fn assert_reports_match_sql(app: &TestApp) {
     let (status, daily) = app.get_text("/api/reports/daily_usage").await;
     assert_eq!(status, 200);
     assert_eq!(daily, expected_daily_usage(app).await);
@@ -222,6 +222,11 @@ async fn random_data_sets_match_the_original_queries() {
         .await;
     let mut rng = StdRng::seed_from_u64(0x00C0_FFEE);
     for round in 0..3 {
+        // The first round reads `tokens`, the others the rollups that the
+        // migration's triggers keep through these writes.
+        if round == 1 {
+            app.db.apply_rollups().await;
+        }
         let mut sql = String::from("TRUNCATE users, tokens;");
         let users = rng.random_range(1..200);
         for id in 1..=users {

@@ -2,7 +2,6 @@
 //! component) and `test` (build the component, run every test).
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Instant;
@@ -10,8 +9,9 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 
+use crate::postgres::{Cluster, POSTGRES_BIN};
+
 const WASM_TARGET: &str = "wasm32-wasip2";
-const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// The Spin CLI releases that run spin-sdk 5.2 components (WASI 0.2, pg 4.0).
 const SPIN_VERSIONS: &str = "3.4 to 4.0.x";
 
@@ -50,16 +50,15 @@ pub fn up(args: UpArgs) -> Result<()> {
     let root = project_root();
     ensure_wasm_target()?;
     ensure_debian_packages(&[POSTGRESQL, SUDO])?;
-    let db = LocalPostgres::new(root.join(".dev/postgres"), args.db_port);
-    db.start()?;
+    let db = start_local_postgres(&root, args.db_port)?;
     // Keep Ctrl-C for the server: it stops, then we stop the database.
     ctrlc::set_handler(|| {}).context("install the Ctrl-C handler")?;
     let served = serve(&root, &db, &args);
-    let stopped = db.stop();
+    let stopped = db.stop("fast");
     served.and(stopped)
 }
 
-fn serve(root: &Path, db: &LocalPostgres, args: &UpArgs) -> Result<()> {
+fn serve(root: &Path, db: &Cluster, args: &UpArgs) -> Result<()> {
     let variables = [
         ("SPIN_VARIABLE_DB_USERNAME", "postgres".to_owned()),
         ("SPIN_VARIABLE_DB_PASSWORD", db.password()?),
@@ -189,128 +188,25 @@ fn ensure_debian_packages(packages: &[DebianPackage]) -> Result<()> {
     })
 }
 
-/// The developer's PostgreSQL: a cluster in `.dev/postgres`, created and seeded
-/// from `db/` on first use, with password authentication on loopback only.
-struct LocalPostgres {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl LocalPostgres {
-    fn new(dir: PathBuf, port: u16) -> LocalPostgres {
-        LocalPostgres { dir, port }
+/// The developer's PostgreSQL in `.dev/postgres`, created with a random password
+/// and seeded from `db/` on first use.
+fn start_local_postgres(root: &Path, port: u16) -> Result<Cluster> {
+    let db = Cluster::new(root.join(".dev/postgres"), port);
+    let fresh = !db.exists();
+    if fresh {
+        db.init(&random_hex(16).context("make a password")?)?;
     }
-
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn password_file(&self) -> PathBuf {
-        self.dir.join("password")
-    }
-
-    fn password(&self) -> Result<String> {
-        fs::read_to_string(self.password_file()).context("read the local database password")
-    }
-
-    fn start(&self) -> Result<()> {
-        let fresh = !self.data().join("PG_VERSION").exists();
-        if fresh {
-            self.init()?;
-        }
-        ensure!(
-            TcpListener::bind(("127.0.0.1", self.port)).is_ok(),
-            "port {} is taken (another PostgreSQL?): pass --db-port",
-            self.port
-        );
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={}",
-            self.port,
-            self.dir.display()
-        );
-        let log = self.dir.join("postgres.log");
-        run(self
-            .pg_ctl()
-            .args(["start", "-w", "-l"])
-            .arg(&log)
-            .args(["-o", &options]))?;
-        println!(
-            "xtask: PostgreSQL 15 is up on 127.0.0.1:{} (log: {})",
-            self.port,
-            log.display()
-        );
-        if fresh {
-            self.seed()?;
-        }
-        Ok(())
-    }
-
-    fn init(&self) -> Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        fs::write(
-            self.password_file(),
-            random_hex(16).context("make a password")?,
-        )?;
-        if is_root() {
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&self.dir))?;
-        }
-        run(postgres_command("initdb")
-            .arg("-D")
-            .arg(self.data())
-            .args(["--username=postgres", "--auth=scram-sha-256", "--pwfile"])
-            .arg(self.password_file()))
-    }
-
-    fn seed(&self) -> Result<()> {
-        let password = self.password()?;
-        for file in [
-            "1_create_tables.sql",
-            "2_seed_users.sql",
-            "3_seed_tokens.sql",
-        ] {
-            let path = project_root().join("db").join(file);
-            run(Command::new("psql")
-                .args([
-                    "-q",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                ])
-                .args(["-p", &self.port.to_string(), "-d", "postgres", "-f"])
-                .arg(&path)
-                .env("PGPASSWORD", &password))
-            .with_context(|| format!("load {}", path.display()))?;
-        }
+    db.start(&[])
+        .context("pass --db-port to use another port")?;
+    println!(
+        "xtask: PostgreSQL 15 is up on 127.0.0.1:{port} (log: {})",
+        db.log().display()
+    );
+    if fresh {
+        db.load_seed(root, "postgres")?;
         println!("xtask: loaded the seed data from db/");
-        Ok(())
     }
-
-    fn stop(&self) -> Result<()> {
-        run(self.pg_ctl().args(["stop", "-m", "fast", "-w"]))
-    }
-
-    fn pg_ctl(&self) -> Command {
-        let mut command = postgres_command("pg_ctl");
-        command.arg("-D").arg(self.data());
-        command
-    }
-}
-
-/// A PostgreSQL program, run as `postgres` when we are root.
-fn postgres_command(program: &str) -> Command {
-    let path = Path::new(POSTGRES_BIN).join(program);
-    if is_root() {
-        let mut command = Command::new("sudo");
-        command.args(["-u", "postgres"]).arg(path);
-        command
-    } else {
-        Command::new(path)
-    }
+    Ok(db)
 }
 
 fn random_hex(bytes: usize) -> std::io::Result<String> {
@@ -333,7 +229,7 @@ fn on_path(program: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn run(command: &mut Command) -> Result<()> {
+pub fn run(command: &mut Command) -> Result<()> {
     let started = Instant::now();
     let status: ExitStatus = command
         .status()
@@ -349,7 +245,7 @@ fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> String {
+pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 

@@ -1,8 +1,10 @@
 //! Project tasks, run as `cargo xtask <task>`: the commands the README starts with,
 //! and the steps of the release pipeline, in one place that CI and people share.
 
+mod bench;
 mod dev;
 mod image;
+mod postgres;
 mod release;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +28,9 @@ enum Task {
     Image(image::ImageArgs),
     /// Print the image tags of this build (version, version-build.N, short commit).
     Tags(release::TagsArgs),
+    /// Benchmark the service next to PostgreSQL's own time for the same SQL,
+    /// without and with the report rollups, and the rollups' cost on writes.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -34,6 +39,7 @@ fn main() {
         Task::Test(args) => dev::test(args),
         Task::Image(args) => image::build(args),
         Task::Tags(args) => release::tags(args),
+        Task::Bench(args) => bench::bench(args),
     };
     // The message and its causes; a backtrace (RUST_BACKTRACE) helps no user here.
     if let Err(err) = result {

@@ -1,9 +1,10 @@
 //! A wasmtime host that serves a Spin HTTP component the way Spin 3.4–4.0 does,
 //! for the interfaces Coworking Analytics uses: `wasi:http` (through
-//! `wasmtime-wasi-http`), `spin:postgres/postgres@4.0.0`, Spin variables and
-//! `allowed_outbound_hosts`. It reads the real `spin.toml`. A test and benchmark
-//! tool, not a production runtime.
+//! `wasmtime-wasi-http`), `spin:postgres/postgres@4.0.0`, Spin variables, the
+//! default key-value store and `allowed_outbound_hosts`. It reads the real
+//! `spin.toml`. A test and benchmark tool, not a production runtime.
 
+mod key_value;
 mod manifest;
 mod outbound;
 mod postgres;
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::key_value::KeyValueStores;
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::postgres::Pools;
@@ -32,7 +34,10 @@ mod bindings {
         path: "../../wit",
         world: "spin-imports",
         imports: { default: async },
-        with: { "spin:postgres/postgres.connection": crate::postgres::PgConnection },
+        with: {
+            "spin:postgres/postgres.connection": crate::postgres::PgConnection,
+            "fermyon:spin/key-value.store": crate::key_value::StoreHandle,
+        },
     });
 }
 
@@ -140,6 +145,7 @@ impl HostBuilder {
         let app = App {
             variables: ComponentVariables::new(&manifest, &resolved)?,
             pools: Pools::new(OutboundPolicy::new(&allowed)?),
+            key_value: KeyValueStores::new(&manifest.component.key_value_stores),
             logs: logs.clone(),
             peak_memory: Default::default(),
             route: manifest.component.route.clone(),

@@ -24,6 +24,10 @@ struct Args {
     /// environment variables are read too.
     #[arg(long = "variable", value_parser = parse_variable)]
     variables: Vec<(String, String)>,
+    /// Print each request's method, path, status and duration to stderr (Spin
+    /// does not; it costs the benchmarks).
+    #[arg(long)]
+    log_requests: bool,
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
@@ -41,9 +45,10 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let mut builder = HostBuilder::new(&args.manifest)
-        .listen(args.listen)
-        .log_requests();
+    let mut builder = HostBuilder::new(&args.manifest).listen(args.listen);
+    if args.log_requests {
+        builder = builder.log_requests();
+    }
     for (name, value) in &args.variables {
         builder = builder.variable(name, value);
     }

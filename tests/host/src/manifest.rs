@@ -49,6 +49,8 @@ struct RawComponent {
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
     variables: BTreeMap<String, String>,
 }
 
@@ -65,6 +67,8 @@ pub struct Component {
     pub route: String,
     pub source: PathBuf,
     pub allowed_outbound_hosts: Vec<String>,
+    /// The key-value stores the component may open.
+    pub key_value_stores: Vec<String>,
     /// Component variable name → template over application variables.
     pub variables: BTreeMap<String, String>,
 }
@@ -117,12 +121,21 @@ impl Manifest {
         for name in component.variables.keys() {
             validate_name(name)?;
         }
+        // Stores other than `default` need a runtime config, which this host lacks.
+        if let Some(label) = component
+            .key_value_stores
+            .iter()
+            .find(|label| *label != "default")
+        {
+            bail!("key-value store {label:?} is not defined (only \"default\" is supported)");
+        }
         Ok(Manifest {
             variables,
             component: Component {
                 route: trigger.route.clone(),
                 source: dir.join(&component.source),
                 allowed_outbound_hosts: component.allowed_outbound_hosts.clone(),
+                key_value_stores: component.key_value_stores.clone(),
                 variables: component.variables.clone(),
             },
         })
@@ -160,6 +173,7 @@ component = "web"
 [component.web]
 source = "target/app.wasm"
 allowed_outbound_hosts = ["postgres://{{ host }}:5432"]
+key_value_stores = ["default"]
 [component.web.variables]
 host = "{{ host }}"
 [component.web.build]
@@ -178,6 +192,20 @@ command = "cargo build"
         assert_eq!(manifest.component.route, "/...");
         assert_eq!(manifest.component.source, Path::new("/app/target/app.wasm"));
         assert_eq!(manifest.component.variables["host"], "{{ host }}");
+        assert_eq!(manifest.component.key_value_stores, ["default"]);
+    }
+
+    #[test]
+    fn only_the_default_key_value_store_is_served() {
+        let other = MANIFEST.replace(
+            r#"key_value_stores = ["default"]"#,
+            r#"key_value_stores = ["cache"]"#,
+        );
+        let err = Manifest::parse(&other, Path::new(".")).unwrap_err();
+        assert!(
+            err.to_string().contains("\"cache\" is not defined"),
+            "{err}"
+        );
     }
 
     #[test]

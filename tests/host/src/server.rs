@@ -25,6 +25,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::SpinImports;
+use crate::key_value::KeyValueStores;
 use crate::postgres::Pools;
 use crate::variables::ComponentVariables;
 
@@ -32,6 +33,7 @@ use crate::variables::ComponentVariables;
 pub struct App {
     pub variables: ComponentVariables,
     pub pools: Pools,
+    pub key_value: KeyValueStores,
     /// Captured guest stdout and stderr, when tests ask for it.
     pub logs: Option<MemoryOutputPipe>,
     pub peak_memory: AtomicUsize,
@@ -90,20 +92,33 @@ impl wasmtime::ResourceLimiter for PeakMemory {
     }
 }
 
-/// One engine per process, with Spin's settings: the pooling instance allocator, so a new instance per request is cheap.
+const MIB: usize = 1 << 20;
+
+/// One engine per process, configured as Spin's (spin-core's `Config::default`):
+/// async, epoch interruption, and the pooling instance allocator with Spin's
+/// limits, so that a new instance per request is cheap. Keeping the first pages
+/// of memories and tables resident resets them without unmapping, which spares
+/// every request its TLB shootdowns.
 fn engine() -> Result<&'static Engine> {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     if let Some(engine) = ENGINE.get() {
         return Ok(engine);
     }
     let mut config = Config::new();
+    config.epoch_interruption(true);
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(1_000)
-        .total_core_instances(1_000)
+        .max_component_instance_size(10 * MIB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(20)
+        .table_elements(30_000)
+        .max_memories_per_component(32)
         .total_memories(1_000)
         .total_tables(2_000)
-        .max_memory_size(1 << 30);
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MIB)
+        .table_keep_resident(MIB / 2);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     let engine = Engine::new(&config)?;
     Ok(ENGINE.get_or_init(|| engine))
@@ -239,6 +254,8 @@ impl Server {
             },
         );
         store.limiter(|state| &mut state.limiter);
+        // Spin sets no deadline unless a timeout is configured; none is.
+        store.set_epoch_deadline(u64::MAX);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()

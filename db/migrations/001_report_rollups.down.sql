@@ -1,0 +1,19 @@
+-- Removes everything 001_report_rollups.up.sql created. Idempotent: running
+-- it on a database without the rollups changes nothing. RESTRICT (the
+-- default) on the schema: objects someone else put in `analytics` are kept,
+-- and the rollback fails rather than dropping them.
+BEGIN;
+DROP TRIGGER IF EXISTS analytics_count_inserted_token ON tokens;
+DROP TRIGGER IF EXISTS analytics_count_deleted_token ON tokens;
+DROP TRIGGER IF EXISTS analytics_count_updated_token ON tokens;
+DROP TRIGGER IF EXISTS analytics_forget_truncated_tokens ON tokens;
+DROP FUNCTION IF EXISTS analytics.count_inserted_token();
+DROP FUNCTION IF EXISTS analytics.count_deleted_token();
+DROP FUNCTION IF EXISTS analytics.count_updated_token();
+DROP FUNCTION IF EXISTS analytics.forget_truncated_tokens();
+DROP FUNCTION IF EXISTS analytics.add_user_tokens(integer, bigint);
+DROP FUNCTION IF EXISTS analytics.add_used_tokens(date, bigint);
+DROP TABLE IF EXISTS analytics.daily_used_tokens;
+DROP TABLE IF EXISTS analytics.user_tokens;
+DROP SCHEMA IF EXISTS analytics;
+COMMIT;

@@ -1,0 +1,31 @@
+//! Offline checks of `deployment/`: `cargo test --release -p deployment-checks`.
+//!
+//! - [`schema`]: every YAML document under `deployment/` against the Kubernetes
+//!   1.32 strict JSON schemas and the SpinKube v0.6.1 CRDs of `../shared/schemas`,
+//!   with the keys that a CRD does not define rejected as well;
+//! - [`cross_checks`]: what the manifests say about each other, `spin.toml`, the
+//!   component's routes, `buildspec.yml` and the spin-operator's behaviour;
+//! - [`pod_security`]: the pods we ship against the "restricted" Pod Security
+//!   Standard;
+//! - [`usage_logger`]: the poller's script, run against a local HTTP server;
+//! - [`postgres`]: the seed job's script and the read-only role, run against a
+//!   throwaway PostgreSQL 15.
+//!
+//! A failure names the file, the document (1-based, with its kind and name) and
+//! the field, as a JSON pointer: `deployment/coworking.yaml, document 2 (Service
+//! coworking-public): /spec/ports/0/targetPort: ...`.
+
+#[cfg(test)]
+mod cross_checks;
+#[cfg(test)]
+mod manifests;
+#[cfg(test)]
+mod operator;
+#[cfg(test)]
+mod pod_security;
+#[cfg(test)]
+mod postgres;
+#[cfg(test)]
+mod schema;
+#[cfg(test)]
+mod usage_logger;

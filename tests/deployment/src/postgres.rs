@@ -1,0 +1,341 @@
+//! The PostgreSQL scripts of `deployment/postgres/`, run with `psql` against a
+//! throwaway PostgreSQL 15 (pgtemp, as the API tests use): the seed job's
+//! script, taken from the Job, and `readonly-role.sql`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use pgtemp::{PgTempDB, PgTempDBBuilder};
+use serde_json::{json, Value};
+
+use crate::manifests::{object, project_root};
+
+const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+const SUPERUSER_PASSWORD: &str = "superuser secret";
+/// Quotes, spaces and URL delimiters: the role's password goes through psql's
+/// quoting, not ours.
+const ROLE_PASSWORD: &str = "r0 p@ss:w/rd'\"#%&\\é";
+
+struct Server {
+    db: PgTempDB,
+}
+
+impl Server {
+    fn start() -> Server {
+        let db = PgTempDBBuilder::new()
+            .with_bin_path(POSTGRES_BIN)
+            .with_username("postgres")
+            .with_password(SUPERUSER_PASSWORD)
+            .with_initdb_arg("auth", "scram-sha-256")
+            // Logs go to files: pgtemp reads the server's stderr pipe only at shutdown.
+            .with_config_param("logging_collector", "on")
+            .start();
+        Server { db }
+    }
+
+    /// `psql` as `user` on `database`, with the connection in PG* variables as
+    /// the seed job has it.
+    fn psql(&self, user: &str, password: &str, database: &str) -> Command {
+        let mut command = Command::new("psql");
+        command
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.db.db_port().to_string())
+            .env("PGUSER", user)
+            .env("PGPASSWORD", password)
+            .env("PGDATABASE", database)
+            .args([
+                "--no-psqlrc",
+                "--tuples-only",
+                "--no-align",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ]);
+        command
+    }
+
+    /// One SQL text as `user`: its output, or psql's error.
+    fn run(&self, user: &str, password: &str, database: &str, sql: &str) -> Result<String, String> {
+        outcome(
+            self.psql(user, password, database)
+                .args(["--command", sql])
+                .output()
+                .expect("run psql"),
+        )
+    }
+
+    fn superuser(&self, database: &str, sql: &str) -> String {
+        self.run("postgres", SUPERUSER_PASSWORD, database, sql)
+            .unwrap_or_else(|err| panic!("{sql}: {err}"))
+    }
+}
+
+fn outcome(output: Output) -> Result<String, String> {
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{} {stderr}", output.status))
+    }
+}
+
+fn readonly_role_sql() -> PathBuf {
+    project_root().join("deployment/postgres/readonly-role.sql")
+}
+
+/// The role name that the service logs in with.
+fn service_role() -> String {
+    object("ConfigMap", "postgres-config")
+        .str_at("/data/DB_USERNAME")
+        .expect("postgres-config has DB_USERNAME")
+        .to_string()
+}
+
+/// `readonly-role.sql` as the superuser, with psql variables.
+fn create_role(
+    server: &Server,
+    database: &str,
+    variables: &[(&str, &str)],
+) -> Result<String, String> {
+    let mut command = server.psql("postgres", SUPERUSER_PASSWORD, database);
+    for (name, value) in variables {
+        command.arg("-v").arg(format!("{name}={value}"));
+    }
+    outcome(
+        command
+            .arg("--file")
+            .arg(readonly_role_sql())
+            .output()
+            .expect("run psql"),
+    )
+}
+
+fn count_inserts(file: &str, table: &str) -> usize {
+    let text = std::fs::read_to_string(project_root().join("db").join(file)).unwrap();
+    text.lines()
+        .filter(|line| line.starts_with(&format!("INSERT INTO {table} ")))
+        .count()
+}
+
+/// The value of a variable in the Job's container environment: a literal, or
+/// the ConfigMap or Secret key it is taken from.
+fn job_env(name: &str) -> Value {
+    let job = object("Job", "postgres-seed");
+    let env = job
+        .at("/spec/template/spec/containers/0/env")
+        .and_then(Value::as_array);
+    let variable = env
+        .into_iter()
+        .flatten()
+        .find(|variable| variable["name"] == name)
+        .unwrap_or_else(|| panic!("the seed job does not set {name}"));
+    variable
+        .get("value")
+        .cloned()
+        .or_else(|| variable.get("valueFrom").cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_seed_job_gives_the_service_role_the_services_credentials() {
+    let key = |kind: &str, name: &str, key: &str| json!({kind: {"name": name, "key": key}});
+    assert_eq!(
+        job_env("RO_ROLE"),
+        key("configMapKeyRef", "postgres-config", "DB_USERNAME")
+    );
+    assert_eq!(
+        job_env("RO_PASSWORD"),
+        key("secretKeyRef", "postgres-password", "DB_PASSWORD")
+    );
+    assert_eq!(
+        job_env("PGHOST"),
+        key("configMapKeyRef", "postgres-config", "DB_HOST")
+    );
+    assert_eq!(
+        job_env("PGPORT"),
+        key("configMapKeyRef", "postgres-config", "DB_PORT")
+    );
+    assert_eq!(
+        job_env("PGDATABASE"),
+        key("configMapKeyRef", "postgres-config", "DB_NAME")
+    );
+    // The superuser of the in-cluster PostgreSQL, which the StatefulSet sets up.
+    assert_eq!(job_env("PGUSER"), "postgres");
+    assert_eq!(
+        job_env("PGPASSWORD"),
+        key("secretKeyRef", "postgres-admin", "POSTGRES_PASSWORD")
+    );
+    let postgres = object("StatefulSet", "postgres");
+    let server_password = postgres
+        .at("/spec/template/spec/containers/0/env")
+        .and_then(Value::as_array)
+        .and_then(|env| env.iter().find(|v| v["name"] == "POSTGRES_PASSWORD"))
+        .map(|v| v["valueFrom"].clone());
+    assert_eq!(server_password, Some(job_env("PGPASSWORD")));
+    // SEED_DIR is where the ConfigMap coworking-seed is mounted.
+    let job = object("Job", "postgres-seed");
+    let spec = job.at("/spec/template/spec").unwrap();
+    let seed_volume = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["configMap"]["name"] == "coworking-seed")
+        .expect("the coworking-seed volume");
+    let mount = spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["name"] == seed_volume["name"])
+        .expect("its mount");
+    assert_eq!(job_env("SEED_DIR"), mount["mountPath"]);
+}
+
+#[test]
+fn the_seed_job_loads_db_once_and_creates_the_read_only_role() {
+    let server = Server::start();
+    // The ConfigMap coworking-seed: db/'s files and readonly-role.sql side by side.
+    let seed_dir =
+        std::env::temp_dir().join(format!("deployment-checks-{}-seed", std::process::id()));
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    for entry in std::fs::read_dir(project_root().join("db")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, seed_dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(readonly_role_sql(), seed_dir.join("readonly-role.sql")).unwrap();
+    let job = object("Job", "postgres-seed");
+    let script = job
+        .str_at("/spec/template/spec/containers/0/args/0")
+        .expect("the seed job's script");
+    assert_eq!(
+        job.at("/spec/template/spec/containers/0/command"),
+        Some(&json!(["/bin/sh", "-c"]))
+    );
+    let role = service_role();
+    let seed = || {
+        outcome(
+            Command::new("sh")
+                .args(["-c", script])
+                .env("PGHOST", "127.0.0.1")
+                .env("PGPORT", server.db.db_port().to_string())
+                .env("PGDATABASE", "coworking")
+                .env("PGUSER", "postgres")
+                .env("PGPASSWORD", SUPERUSER_PASSWORD)
+                .env("RO_ROLE", &role)
+                .env("RO_PASSWORD", ROLE_PASSWORD)
+                .env("SEED_DIR", &seed_dir)
+                .output()
+                .expect("run sh"),
+        )
+    };
+
+    let first = seed().expect("the first run");
+    assert!(first.contains("loaded db/ into coworking"), "{first}");
+    let counts = "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT count(*) FROM tokens)";
+    let expected = format!(
+        "{} {}",
+        count_inserts("2_seed_users.sql", "users"),
+        count_inserts("3_seed_tokens.sql", "tokens")
+    );
+    assert_eq!(server.superuser("coworking", counts), expected);
+
+    let second = seed().expect("the second run");
+    assert!(
+        second.contains("the tables exist: db/ is not loaded again"),
+        "{second}"
+    );
+    assert_eq!(server.superuser("coworking", counts), expected);
+
+    // The service logs in with its credentials and reads.
+    let read = server.run(
+        &role,
+        ROLE_PASSWORD,
+        "coworking",
+        "SELECT count(*) FROM tokens",
+    );
+    assert_eq!(
+        read,
+        Ok(count_inserts("3_seed_tokens.sql", "tokens").to_string())
+    );
+    std::fs::remove_dir_all(&seed_dir).unwrap();
+}
+
+#[test]
+fn the_read_only_role_reads_users_tokens_and_analytics_and_nothing_else() {
+    let server = Server::start();
+    let db = "postgres";
+    let schema = std::fs::read_to_string(project_root().join("db/1_create_tables.sql")).unwrap();
+    server.superuser(db, &schema);
+    server.superuser(
+        db,
+        "INSERT INTO users (first_name, last_name, joined_at) VALUES ('Ada', 'L', now());
+         INSERT INTO tokens (user_id, token) VALUES (1, '123456');
+         CREATE TABLE audit_log (entry text); INSERT INTO audit_log VALUES ('private');",
+    );
+
+    let missing = create_role(&server, db, &[]).unwrap_err();
+    assert!(
+        missing.contains("readonly-role.sql needs the role's password"),
+        "{missing}"
+    );
+
+    // The default name is the ConfigMap's DB_USERNAME.
+    create_role(&server, db, &[("ro_password", ROLE_PASSWORD)]).expect("create the role");
+    let role = service_role();
+    let as_role = |sql: &str| server.run(&role, ROLE_PASSWORD, db, sql);
+    assert_eq!(as_role("SELECT count(*) FROM users"), Ok("1".to_string()));
+    assert_eq!(as_role("SELECT count(*) FROM tokens"), Ok("1".to_string()));
+    let write = as_role("INSERT INTO tokens (user_id, token) VALUES (1, '000000')").unwrap_err();
+    assert!(write.contains("read-only transaction"), "{write}");
+    // Past the read-only default, the grants stop it too.
+    let forced = as_role(
+        "BEGIN READ WRITE; INSERT INTO tokens (user_id, token) VALUES (1, '000000'); COMMIT",
+    )
+    .unwrap_err();
+    assert!(
+        forced.contains("permission denied for table tokens"),
+        "{forced}"
+    );
+    let other = as_role("SELECT * FROM audit_log").unwrap_err();
+    assert!(
+        other.contains("permission denied for table audit_log"),
+        "{other}"
+    );
+    let create = as_role("BEGIN READ WRITE; CREATE TABLE mine (x int); COMMIT").unwrap_err();
+    assert!(
+        create.contains("permission denied for schema public"),
+        "{create}"
+    );
+
+    // A migration adds the schema analytics, someone grants a table by hand; the
+    // script run again grants the first and takes back the second.
+    server.superuser(
+        db,
+        &format!(
+            "CREATE SCHEMA analytics; CREATE TABLE analytics.daily_used_tokens (day date, visits bigint);
+             INSERT INTO analytics.daily_used_tokens VALUES ('2023-02-07', 40);
+             GRANT SELECT ON audit_log TO {role};"
+        ),
+    );
+    create_role(
+        &server,
+        db,
+        &[("ro_role", &role), ("ro_password", ROLE_PASSWORD)],
+    )
+    .expect("run the script again");
+    assert_eq!(
+        as_role("SELECT visits FROM analytics.daily_used_tokens"),
+        Ok("40".to_string())
+    );
+    let taken_back = as_role("SELECT * FROM audit_log").unwrap_err();
+    assert!(
+        taken_back.contains("permission denied for table audit_log"),
+        "{taken_back}"
+    );
+    let wrong_password = server.run(&role, "not it", db, "SELECT 1").unwrap_err();
+    assert!(
+        wrong_password.contains("password authentication failed"),
+        "{wrong_password}"
+    );
+}

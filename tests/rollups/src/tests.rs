@@ -1,0 +1,152 @@
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio_postgres::Client;
+
+use crate::database::{catalog, check_column_types, check_reports, Database, DOWN, UP};
+use crate::workload::{execute, statement, writer, Scope};
+
+/// The random seed: `ROLLUP_SEED=n` replays or explores another sequence.
+fn seed() -> u64 {
+    let seed = std::env::var("ROLLUP_SEED")
+        .ok()
+        .map(|value| value.parse().expect("ROLLUP_SEED is a number"))
+        .unwrap_or(20_240_601);
+    println!("ROLLUP_SEED={seed}");
+    seed
+}
+
+async fn check(client: &mut Client, after: &str) {
+    if let Err(difference) = check_reports(client).await {
+        panic!("after {after}: {difference}");
+    }
+}
+
+/// `count` random statements, one at a time, with both reports compared after each.
+async fn sequential(client: &mut Client, rng: &mut StdRng, scope: Scope, count: usize) {
+    for _ in 0..count {
+        let sql = statement(rng, scope);
+        // An expected error (a foreign key in the way) changes nothing.
+        let _ = execute(client, &sql).await;
+        check(client, &sql).await;
+    }
+}
+
+/// Writers on their own connections, while a reader compares the reports in
+/// snapshot after snapshot.
+async fn concurrent(
+    database: &Database,
+    seed: u64,
+    scope: Scope,
+    writers: u64,
+    transactions: usize,
+) {
+    let mut handles = Vec::new();
+    for number in 0..writers {
+        let client = database.client().await;
+        handles.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(number + 1));
+            writer(&client, &mut rng, scope, transactions).await
+        }));
+    }
+    let mut reader = database.client().await;
+    let mut snapshots = 0;
+    while !handles.iter().all(|handle| handle.is_finished()) {
+        check(&mut reader, "a snapshot taken during concurrent writes").await;
+        snapshots += 1;
+    }
+    let (mut committed, mut failed) = (0, 0);
+    for handle in handles {
+        let (ok, error) = handle.await.expect("a writer panicked");
+        committed += ok;
+        failed += error;
+    }
+    // Without commits the test would prove nothing.
+    assert!(
+        committed > transactions,
+        "only {committed} transactions committed"
+    );
+    println!(
+        "{writers} writers: {committed} transactions committed, {failed} ended in a \
+         deadlock or key error, {snapshots} snapshots compared"
+    );
+    check(&mut reader, "the concurrent writers").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollups_equal_the_original_reports_under_random_writes() {
+    let started = Instant::now();
+    let seed = seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let database = Database::start(true).await;
+    let mut client = database.client().await;
+    execute(&client, UP).await.expect("apply the migration");
+    check_column_types(&client).await;
+    check(&mut client, "the backfill of the seed data").await;
+
+    let scope = Scope::of(&client, false).await;
+    sequential(&mut client, &mut rng, scope, 400).await;
+    concurrent(&database, seed, scope, 4, 300).await;
+
+    // Tokens whose user row is missing, users deleted or renumbered under
+    // their tokens: the LEFT JOIN's NULL joined_at.
+    client
+        .batch_execute("ALTER TABLE tokens DROP CONSTRAINT tokens_users_id_fk")
+        .await
+        .expect("drop the foreign key");
+    let scope = Scope::of(&client, true).await;
+    sequential(&mut client, &mut rng, scope, 300).await;
+    concurrent(&database, seed ^ 0xff, scope, 4, 300).await;
+
+    for (sql, after) in [
+        ("BEGIN; TRUNCATE tokens; ROLLBACK", "a rolled back TRUNCATE"),
+        ("TRUNCATE tokens", "TRUNCATE tokens"),
+        (
+            "INSERT INTO tokens (user_id, token, used_at) VALUES (1, '1', now()), (2, '2', NULL)",
+            "inserts into an empty table",
+        ),
+        ("TRUNCATE users, tokens", "TRUNCATE of both tables"),
+    ] {
+        client.batch_execute(sql).await.expect(sql);
+        check(&mut client, after).await;
+    }
+    println!("done in {:.1?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_is_idempotent_and_rolls_back_cleanly() {
+    let seed = seed();
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(7));
+    let database = Database::start(true).await;
+    let mut client = database.client().await;
+    let before = catalog(&client).await;
+
+    for run in ["first", "second"] {
+        execute(&client, UP)
+            .await
+            .unwrap_or_else(|code| panic!("{run} up: {code:?}"));
+        check(&mut client, &format!("the {run} up")).await;
+    }
+    let scope = Scope::of(&client, false).await;
+    sequential(&mut client, &mut rng, scope, 50).await;
+
+    for run in ["first", "second"] {
+        execute(&client, DOWN)
+            .await
+            .unwrap_or_else(|code| panic!("{run} down: {code:?}"));
+        assert_eq!(
+            catalog(&client).await,
+            before,
+            "the catalog after the {run} down"
+        );
+    }
+
+    // Writes the triggers do not see, then up again: the backfill counts them.
+    for _ in 0..100 {
+        let _ = execute(&client, &statement(&mut rng, scope)).await;
+    }
+    execute(&client, UP).await.expect("up after down");
+    check(&mut client, "up after down").await;
+    sequential(&mut client, &mut rng, scope, 50).await;
+}
