@@ -144,10 +144,14 @@ pub fn python_date(year: i32, month: u8, day: u8) -> Result<PythonTime, AppError
     Ok(time)
 }
 
+/// A timestamp's fields as Spin's `datetime` carries them: year, month, day,
+/// hour, minute, second, nanosecond.
+pub type DatetimeFields = (i32, u8, u8, u8, u8, u8, u32);
+
 /// Python's `str(datetime)`: `YYYY-MM-DD HH:MM:SS`, plus `.ffffff` when the
 /// microseconds are not zero.
 pub fn python_datetime(
-    (year, month, day, hour, minute, second, nanosecond): (i32, u8, u8, u8, u8, u8, u32),
+    (year, month, day, hour, minute, second, nanosecond): DatetimeFields,
 ) -> Result<PythonTime, AppError> {
     let mut time = python_date(year, month, day)?;
     time.push(b' ', hour.into(), 2);

@@ -7,6 +7,7 @@ mod configuration;
 mod database_failures;
 mod health;
 mod helpers;
+mod limits;
 mod reports;
 mod rollups;
 mod routing;

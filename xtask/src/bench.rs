@@ -189,7 +189,14 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             None => report += &floor_table(rollups, &floors),
         }
         // The write benchmark gets its own copy of this state, so that its
-        // inserts do not change what the next variant reads.
+        // inserts do not change what the next variant reads. A copy needs the
+        // database to itself: the service's sessions may still be running the
+        // reports that wrk gave up waiting for.
+        db.cluster.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = 'postgres' AND pid <> pg_backend_pid()",
+            "postgres",
+        )?;
         db.cluster.psql(
             &format!("CREATE DATABASE {} TEMPLATE postgres", write_db(rollups)),
             "postgres",

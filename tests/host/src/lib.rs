@@ -67,6 +67,7 @@ pub struct HostBuilder {
     listen: SocketAddr,
     capture_logs: bool,
     log_requests: bool,
+    max_instance_memory: Option<usize>,
 }
 
 impl HostBuilder {
@@ -81,6 +82,7 @@ impl HostBuilder {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             capture_logs: false,
             log_requests: false,
+            max_instance_memory: None,
         }
     }
 
@@ -122,6 +124,12 @@ impl HostBuilder {
         self
     }
 
+    /// Limit each instance's linear memory, like `spin up --max-instance-memory`.
+    pub fn max_instance_memory(mut self, bytes: usize) -> Self {
+        self.max_instance_memory = Some(bytes);
+        self
+    }
+
     /// Log each request's method, path, status and duration to stderr.
     pub fn log_requests(mut self) -> Self {
         self.log_requests = true;
@@ -148,6 +156,7 @@ impl HostBuilder {
             key_value: KeyValueStores::new(&manifest.component.key_value_stores),
             logs: logs.clone(),
             peak_memory: Default::default(),
+            max_instance_memory: self.max_instance_memory,
             route: manifest.component.route.clone(),
         };
         let wasm = self.wasm.unwrap_or(manifest.component.source.clone());

@@ -28,6 +28,11 @@ struct Args {
     /// does not; it costs the benchmarks).
     #[arg(long)]
     log_requests: bool,
+    /// The most linear memory one instance may grow to, in bytes, as Spin's
+    /// `--max-instance-memory` (default: SPIN_MAX_INSTANCE_MEMORY, which the
+    /// shim reads; no limit without either).
+    #[arg(long, value_name = "BYTES")]
+    max_instance_memory: Option<usize>,
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
@@ -48,6 +53,20 @@ async fn run(args: Args) -> Result<()> {
     let mut builder = HostBuilder::new(&args.manifest).listen(args.listen);
     if args.log_requests {
         builder = builder.log_requests();
+    }
+    let max_instance_memory = match args.max_instance_memory {
+        Some(bytes) => Some(bytes),
+        None => std::env::var("SPIN_MAX_INSTANCE_MEMORY")
+            .ok()
+            .map(|bytes| {
+                bytes
+                    .parse()
+                    .context("SPIN_MAX_INSTANCE_MEMORY is a number of bytes")
+            })
+            .transpose()?,
+    };
+    if let Some(bytes) = max_instance_memory {
+        builder = builder.max_instance_memory(bytes);
     }
     for (name, value) in &args.variables {
         builder = builder.variable(name, value);

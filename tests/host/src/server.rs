@@ -37,6 +37,8 @@ pub struct App {
     /// Captured guest stdout and stderr, when tests ask for it.
     pub logs: Option<MemoryOutputPipe>,
     pub peak_memory: AtomicUsize,
+    /// The most linear memory one instance may have, in bytes.
+    pub max_instance_memory: Option<usize>,
     pub route: String,
 }
 
@@ -46,7 +48,7 @@ pub struct State {
     http: WasiHttpCtx,
     pub table: ResourceTable,
     pub app: Arc<App>,
-    limiter: PeakMemory,
+    limiter: MemoryLimiter,
 }
 
 impl WasiView for State {
@@ -68,17 +70,29 @@ impl WasiHttpView for State {
     }
 }
 
-/// Records the largest linear memory any instance grows to.
-struct PeakMemory(Arc<App>);
+/// Spin's per-instance memory limit (`spin up --max-instance-memory`, the
+/// shim's `SPIN_MAX_INSTANCE_MEMORY`): growth past it fails, as `memory.grow`
+/// does, and the component's allocator then traps. Records the largest memory
+/// an instance grew to.
+struct MemoryLimiter {
+    app: Arc<App>,
+    /// The linear memory of this store's instance, in bytes.
+    consumed: usize,
+}
 
-impl wasmtime::ResourceLimiter for PeakMemory {
+impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.0.peak_memory.fetch_max(desired, Ordering::Relaxed);
+        let total = self.consumed - current.min(self.consumed) + desired;
+        if self.app.max_instance_memory.is_some_and(|max| total > max) {
+            return Ok(false);
+        }
+        self.consumed = total;
+        self.app.peak_memory.fetch_max(total, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -250,7 +264,10 @@ impl Server {
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 app: self.app.clone(),
-                limiter: PeakMemory(self.app.clone()),
+                limiter: MemoryLimiter {
+                    app: self.app.clone(),
+                    consumed: 0,
+                },
             },
         );
         store.limiter(|state| &mut state.limiter);

@@ -15,9 +15,23 @@ pub const SEED_TOKENS: &str = include_str!("../../../db/3_seed_tokens.sql");
 pub const UP: &str = include_str!("../../../db/migrations/001_report_rollups.up.sql");
 pub const DOWN: &str = include_str!("../../../db/migrations/001_report_rollups.down.sql");
 /// Each report's two queries, as the component runs them: over `tokens` (the
-/// Flask app's query) and over the rollups.
-const REPORTS: [(&str, ReportSql); 2] =
-    [("daily usage", DAILY_USAGE), ("user visits", USER_VISITS)];
+/// Flask app's query) and over the rollups; and how to list a result's entries
+/// as text, one per row, in a set order (`{}`: the report's query). The user
+/// visits report is one row of arrays in no set order: one entry per user.
+const REPORTS: [(&str, ReportSql, &str); 2] = [
+    (
+        "daily usage",
+        DAILY_USAGE,
+        "SELECT result::text FROM ({}) AS result ORDER BY 1",
+    ),
+    (
+        "user visits",
+        USER_VISITS,
+        "SELECT (entry.id, entry.visits, entry.days, entry.micros)::text FROM ({}) AS result, \
+         unnest(result.user_ids, result.visits, result.joined_days, result.joined_times) \
+         AS entry(id, visits, days, micros) ORDER BY entry.id",
+    ),
+];
 
 pub struct Database {
     server: PgTempDB,
@@ -90,9 +104,9 @@ pub async fn check_reports(client: &mut Client) -> Result<(), String> {
         .start()
         .await
         .map_err(|err| format!("start a snapshot: {err}"))?;
-    for (name, report) in REPORTS {
-        let expected = rows(&transaction, report.tokens).await?;
-        let actual = rows(&transaction, report.rollups).await?;
+    for (name, report, entries) in REPORTS {
+        let expected = rows(&transaction, &entries.replace("{}", report.tokens)).await?;
+        let actual = rows(&transaction, &entries.replace("{}", report.rollups)).await?;
         if expected != actual {
             let missing: Vec<_> = expected
                 .iter()
@@ -119,7 +133,7 @@ pub async fn check_reports(client: &mut Client) -> Result<(), String> {
 /// The column types of each report's two queries are the same, so that the
 /// component decodes both alike.
 pub async fn check_column_types(client: &Client) {
-    for (name, report) in REPORTS {
+    for (name, report, _) in REPORTS {
         let types = |sql: &'static str| async move {
             let statement = client.prepare(sql).await.expect("prepare a report");
             statement
@@ -136,17 +150,18 @@ pub async fn check_column_types(client: &Client) {
     }
 }
 
-/// The rows of a query as their sorted text forms: two queries returning the
-/// same typed rows in any order compare equal.
+/// The entries of a report, listed by a query of `REPORTS`.
 async fn rows(
     client: &impl tokio_postgres::GenericClient,
     sql: &str,
 ) -> Result<Vec<String>, String> {
-    let wrapped = format!("SELECT report::text FROM ({sql}) AS report ORDER BY 1");
     let rows = client
-        .query(&wrapped, &[])
+        .query(sql, &[])
         .await
-        .map_err(|err| format!("{sql}: {err}"))?;
+        .map_err(|err| match err.as_db_error() {
+            Some(db) => format!("{sql}: {}", db.message()),
+            None => format!("{sql}: {err}"),
+        })?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
