@@ -217,7 +217,12 @@ pub fn db_variables(db: &TestDatabase, user: &str, password: &str) -> Vec<(Strin
 
 /// The component with exactly this environment, over `db`.
 pub async fn spawn_app_on(db: TestDatabase, environment: &[(String, String)]) -> TestApp {
-    let host = host_builder(environment)
+    start_app(db, host_builder(environment)).await
+}
+
+/// The component in the host that `host` configures, over `db`.
+pub async fn start_app(db: TestDatabase, host: HostBuilder) -> TestApp {
+    let host = host
         .start()
         .await
         .expect("start the component in the test host");

@@ -2,7 +2,9 @@
 //! SpinKube from the SpinApp's `invocationLimits.memory`): a report that needs
 //! more fails alone, with a 500, and the service goes on.
 
-use crate::helpers::{db_variables, host_builder, Data, TestApp, TestDatabase, SUPERUSER_PASSWORD};
+use crate::helpers::{
+    db_variables, host_builder, start_app, Data, TestApp, TestDatabase, SUPERUSER_PASSWORD,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -22,17 +24,7 @@ async fn many_users() -> TestDatabase {
 
 async fn app_with_memory_limit(db: TestDatabase, bytes: usize) -> TestApp {
     let variables = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
-    let host = host_builder(&variables)
-        .max_instance_memory(bytes)
-        .start()
-        .await
-        .expect("start the component in the test host");
-    TestApp {
-        address: host.base_url(),
-        db,
-        host,
-        http: reqwest::Client::new(),
-    }
+    start_app(db, host_builder(&variables).max_instance_memory(bytes)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

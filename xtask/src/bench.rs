@@ -515,10 +515,19 @@ fn parse_wrk(text: &str) -> Option<WrkRun> {
             .sum()
     });
     let non_2xx: u64 = field("Non-2xx or 3xx responses:").map_or(Some(0), |n| n.parse().ok())?;
+    // `N requests in 8.00s, ...`: with none answered, wrk's percentiles are zeros.
+    let answered: u64 = text
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in "))
+        .and_then(|(count, _)| count.parse().ok())?;
+    let percentile = |name: &str| match answered {
+        0 => Some("none answered".to_owned()),
+        _ => field(name),
+    };
     Some(WrkRun {
         requests_per_second: field("Requests/sec:")?.parse().ok()?,
-        p50: field("50%")?,
-        p99: field("99%")?,
+        p50: percentile("50%")?,
+        p99: percentile("99%")?,
         errors: socket_errors + non_2xx,
     })
 }
@@ -768,5 +777,23 @@ Transfer/sec:      1.00MB
         assert_eq!(run.requests_per_second, 11990.5);
         assert_eq!((run.p50.as_str(), run.p99.as_str()), ("1.10ms", "3.25ms"));
         assert_eq!(run.errors, 7);
+    }
+
+    #[test]
+    fn a_run_that_no_answer_ended_has_no_percentiles() {
+        let output = "Running 8s test @ http://127.0.0.1:3000/api/reports/user_visits
+  2 threads and 16 connections
+  Latency Distribution
+     50%    0.00us
+     75%    0.00us
+     90%    0.00us
+     99%    0.00us
+  0 requests in 8.01s, 0.00B read
+Requests/sec:      0.00
+Transfer/sec:       0.00B
+";
+        let run = parse_wrk(output).expect("parsed");
+        assert_eq!(run.p50, "none answered");
+        assert_eq!(run.p99, "none answered");
     }
 }

@@ -315,6 +315,20 @@ fn the_logger_calls_the_report_every_second_survives_an_outage_and_resumes() {
 /// A stand-in for curl that records the URL it is given and answers 200.
 const FAKE_CURL: &str = "#!/bin/sh\nfor argument; do url=$argument; done\nprintf '%s\\n' \"$url\" >> \"$CALLS\"\nprintf 200\n";
 
+/// The logger's script with `env`, and a fake `curl` first on its PATH that
+/// answers 200 and appends each URL to the returned file.
+fn start_with_fake_curl(test: &str, env: &[(&str, &str)]) -> (ScratchDir, PathBuf, Logger) {
+    let scratch = ScratchDir::new(test);
+    let script = scratch.write(SCRIPT_KEY, &script(), false);
+    scratch.write("curl", FAKE_CURL, true);
+    let calls = scratch.0.join("calls");
+    let calls_env = calls.display().to_string();
+    let mut env = env.to_vec();
+    env.push(("CALLS", &calls_env));
+    let logger = Logger::start(&script, &env, Some(scratch.0.as_path()));
+    (scratch, calls, logger)
+}
+
 fn wait_for_call(calls: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -333,19 +347,9 @@ fn wait_for_call(calls: &Path) -> String {
 
 #[test]
 fn by_default_the_logger_calls_the_operators_service_in_its_own_namespace() {
-    let scratch = ScratchDir::new("default-url");
-    let script = scratch.write(SCRIPT_KEY, &script(), false);
-    scratch.write("curl", FAKE_CURL, true);
-    let calls = scratch.0.join("calls");
-    let calls_env = calls.display().to_string();
-    let logger = Logger::start(
-        &script,
-        &[
-            ("INTERVAL_SECONDS", "1"),
-            ("POD_NAMESPACE", "analytics"),
-            ("CALLS", &calls_env),
-        ],
-        Some(scratch.0.as_path()),
+    let (_scratch, calls, logger) = start_with_fake_curl(
+        "default-url",
+        &[("INTERVAL_SECONDS", "1"), ("POD_NAMESPACE", "analytics")],
     );
     let url = wait_for_call(&calls);
     let (exit, _, _, stderr) = logger.terminate();
@@ -366,19 +370,12 @@ fn by_default_the_logger_calls_the_operators_service_in_its_own_namespace() {
 
 #[test]
 fn a_bad_interval_falls_back_to_30_seconds_and_sigterm_cuts_the_wait_short() {
-    let scratch = ScratchDir::new("bad-interval");
-    let script = scratch.write(SCRIPT_KEY, &script(), false);
-    scratch.write("curl", FAKE_CURL, true);
-    let calls = scratch.0.join("calls");
-    let calls_env = calls.display().to_string();
-    let logger = Logger::start(
-        &script,
+    let (_scratch, calls, logger) = start_with_fake_curl(
+        "bad-interval",
         &[
             ("INTERVAL_SECONDS", "30s"),
             ("REPORT_URL", "http://coworking/api/reports/daily_usage"),
-            ("CALLS", &calls_env),
         ],
-        Some(scratch.0.as_path()),
     );
     wait_for_call(&calls);
     let (exit, took, stdout, stderr) = logger.terminate();

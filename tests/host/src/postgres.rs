@@ -117,18 +117,10 @@ impl HostConnection for State {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<RowSet, Error> {
-        let client = &self
-            .table
-            .get(&connection)
-            .map_err(|err| Error::Other(err.to_string()))?
-            .0;
-        let params = params
-            .into_iter()
-            .map(to_sql)
-            .collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+        let client = self.client(&connection)?;
+        let params = bind(params)?;
         let rows = client
-            .query(&statement, &refs)
+            .query(&statement, &as_refs(&params))
             .await
             .map_err(query_failed)?;
         // Spin describes the columns from the first row: an empty result has none.
@@ -154,18 +146,10 @@ impl HostConnection for State {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<u64, Error> {
-        let client = &self
-            .table
-            .get(&connection)
-            .map_err(|err| Error::Other(err.to_string()))?
-            .0;
-        let params = params
-            .into_iter()
-            .map(to_sql)
-            .collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+        let client = self.client(&connection)?;
+        let params = bind(params)?;
         client
-            .execute(&statement, &refs)
+            .execute(&statement, &as_refs(&params))
             .await
             .map_err(query_failed)
     }
@@ -175,6 +159,25 @@ impl HostConnection for State {
         self.table.delete(connection)?;
         Ok(())
     }
+}
+
+impl State {
+    /// The pooled client behind a connection handle.
+    fn client(&self, connection: &Resource<PgConnection>) -> Result<&Object, Error> {
+        self.table
+            .get(connection)
+            .map(|connection| &connection.0)
+            .map_err(|err| Error::Other(err.to_string()))
+    }
+}
+
+/// The parameters of a statement, as tokio-postgres binds them.
+fn bind(params: Vec<ParameterValue>) -> Result<Vec<Param>, Error> {
+    params.into_iter().map(to_sql).collect()
+}
+
+fn as_refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|param| param.as_ref() as _).collect()
 }
 
 fn query_failed(err: tokio_postgres::Error) -> Error {
