@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -129,6 +130,16 @@ const POOL_RESET_SCRIPT: &str = "CLOSE ALL\\; SET SESSION AUTHORIZATION DEFAULT\
 /// The key of the pool reset among the floors.
 const POOL_RESET: &str = "(Spin's connection reset)";
 
+/// Set by Ctrl-C. The signal reaches wrk, pgbench and the host as well (they
+/// share the terminal's process group) and ends them; the benchmark then stops
+/// before its next run, so that its database is stopped and removed on the way out.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn not_interrupted() -> Result<()> {
+    ensure!(!INTERRUPTED.load(Ordering::SeqCst), "interrupted (Ctrl-C)");
+    Ok(())
+}
+
 pub fn bench(args: BenchArgs) -> Result<()> {
     let root = project_root();
     ensure!(
@@ -143,6 +154,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         Some(build(&root)?)
     };
 
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("install the Ctrl-C handler")?;
     let work = std::env::temp_dir().join(format!("coworking-bench-{}", std::process::id()));
     let db = BenchDb::start(&work)?;
     let started = Instant::now();
@@ -473,6 +486,7 @@ struct WrkRun {
 }
 
 fn wrk(port: u16, path: &str, connections: u32, duration: u64) -> Result<WrkRun> {
+    not_interrupted()?;
     let threads = connections.min(2).to_string();
     let output = Command::new("wrk")
         .args([
@@ -491,6 +505,7 @@ fn wrk(port: u16, path: &str, connections: u32, duration: u64) -> Result<WrkRun>
         ])
         .output()
         .context("run wrk")?;
+    not_interrupted()?;
     let text = String::from_utf8_lossy(&output.stdout);
     ensure!(
         output.status.success(),
@@ -645,6 +660,7 @@ impl BenchDb {
         duration: u64,
         variables: &[String],
     ) -> Result<Floor> {
+        not_interrupted()?;
         let mut command = self.cluster.client("pgbench", database)?;
         command
             .args(["-n", "-M", protocol, "-c", &connections.to_string()])
@@ -656,6 +672,7 @@ impl BenchDb {
         }
         let cpu_before = self.server_cpu_ticks()?;
         let output = command.output().context("run pgbench")?;
+        not_interrupted()?;
         // The backends of pgbench's connections exit as it ends: their time is
         // the postmaster's children's once it has reaped them.
         std::thread::sleep(Duration::from_millis(200));
@@ -731,13 +748,17 @@ impl BenchDb {
 
 impl Drop for BenchDb {
     fn drop(&mut self) {
-        let dir = self.cluster.dir().to_owned();
-        let cleaned = self
-            .cluster
-            .stop("immediate")
-            .and_then(|()| Ok(fs::remove_dir_all(&dir)?));
-        if let Err(err) = cleaned {
-            eprintln!("xtask: could not clean up {}: {err:#}", dir.display());
+        let dir = self.cluster.dir();
+        // After Ctrl-C the server may have stopped already (SIGINT is its fast
+        // shutdown): the directory goes either way.
+        let stopped = self.cluster.stop("immediate");
+        if let Err(err) = fs::remove_dir_all(dir) {
+            let stop = stopped.err().map(|err| format!(" (stop: {err:#})"));
+            eprintln!(
+                "xtask: could not remove {}: {err}{}",
+                dir.display(),
+                stop.unwrap_or_default()
+            );
         }
     }
 }
