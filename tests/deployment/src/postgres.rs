@@ -138,33 +138,39 @@ fn job_env(name: &str) -> Value {
 
 #[test]
 fn the_seed_job_gives_the_service_role_the_services_credentials() {
-    let key = |kind: &str, name: &str, key: &str| json!({kind: {"name": name, "key": key}});
-    assert_eq!(
-        job_env("RO_ROLE"),
-        key("configMapKeyRef", "postgres-config", "DB_USERNAME")
-    );
-    assert_eq!(
-        job_env("RO_PASSWORD"),
-        key("secretKeyRef", "postgres-password", "DB_PASSWORD")
-    );
-    assert_eq!(
-        job_env("PGHOST"),
-        key("configMapKeyRef", "postgres-config", "DB_HOST")
-    );
-    assert_eq!(
-        job_env("PGPORT"),
-        key("configMapKeyRef", "postgres-config", "DB_PORT")
-    );
-    assert_eq!(
-        job_env("PGDATABASE"),
-        key("configMapKeyRef", "postgres-config", "DB_NAME")
-    );
-    // The superuser of the in-cluster PostgreSQL, which the StatefulSet sets up.
+    for (variable, kind, name, key) in [
+        (
+            "RO_ROLE",
+            "configMapKeyRef",
+            "postgres-config",
+            "DB_USERNAME",
+        ),
+        (
+            "RO_PASSWORD",
+            "secretKeyRef",
+            "postgres-password",
+            "DB_PASSWORD",
+        ),
+        ("PGHOST", "configMapKeyRef", "postgres-config", "DB_HOST"),
+        ("PGPORT", "configMapKeyRef", "postgres-config", "DB_PORT"),
+        (
+            "PGDATABASE",
+            "configMapKeyRef",
+            "postgres-config",
+            "DB_NAME",
+        ),
+        // The superuser of the in-cluster PostgreSQL, which the StatefulSet sets up.
+        (
+            "PGPASSWORD",
+            "secretKeyRef",
+            "postgres-admin",
+            "POSTGRES_PASSWORD",
+        ),
+    ] {
+        let reference = json!({kind: {"name": name, "key": key}});
+        assert_eq!(job_env(variable), reference, "the seed Job's {variable}");
+    }
     assert_eq!(job_env("PGUSER"), "postgres");
-    assert_eq!(
-        job_env("PGPASSWORD"),
-        key("secretKeyRef", "postgres-admin", "POSTGRES_PASSWORD")
-    );
     let postgres = object("StatefulSet", "postgres");
     let server_password = postgres
         .at("/spec/template/spec/containers/0/env")
