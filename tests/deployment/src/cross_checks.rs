@@ -381,6 +381,86 @@ fn autoscaling_targets_the_generated_deployment(documents: &[Document]) -> Vec<F
     found
 }
 
+/// A memory quantity in bytes: an integer with one of Kubernetes' binary or
+/// decimal suffixes, the forms our manifests use. Anything else is `None`, which
+/// the checks report rather than guess at.
+fn memory_bytes(quantity: &str) -> Option<u128> {
+    const SUFFIXES: [(&str, u128); 12] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("E", 1_000_000_000_000_000_000),
+    ];
+    let (digits, unit) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, unit)| Some((quantity.strip_suffix(suffix)?, *unit)))
+        .unwrap_or((quantity, 1));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u128>().ok()?.checked_mul(unit)
+}
+
+/// `invocationLimits` as spin-operator v0.6.1 reads it for the shim (its webhook,
+/// `validateInvocationLimits`, and the `SPIN_MAX_INSTANCE_MEMORY` it sets): the
+/// one key is `memory`, a quantity no larger than the pod's memory limit (or its
+/// request, when it has no limit). Another key would be ignored without a word.
+fn invocation_limits_fit_the_pod(documents: &[Document]) -> Vec<Finding> {
+    let mut found = Vec::new();
+    for app in spin_apps(documents) {
+        let Some(limits) = app.at("/spec/invocationLimits").and_then(Value::as_object) else {
+            continue;
+        };
+        for (key, value) in limits {
+            let path = format!("/spec/invocationLimits/{}", pointer_segment(key));
+            if key != "memory" {
+                found.push(app.finding(
+                    path,
+                    "spin-operator knows only the `memory` invocation limit; this one does nothing",
+                ));
+                continue;
+            }
+            let quantity = value.as_str().unwrap_or_default();
+            let Some(bytes) = memory_bytes(quantity) else {
+                found.push(app.finding(
+                    path,
+                    format!("{quantity:?} is not a memory quantity such as 64Mi"),
+                ));
+                continue;
+            };
+            let pod = ["limits", "requests"].into_iter().find_map(|bound| {
+                let quantity = app.str_at(&format!("/spec/resources/{bound}/memory"))?;
+                Some((bound, quantity, memory_bytes(quantity)))
+            });
+            match pod {
+                Some((bound, pod_quantity, Some(pod_bytes))) if bytes > pod_bytes => {
+                    found.push(app.finding(
+                        path,
+                        format!(
+                            "{quantity} is more than the pod's memory {bound} ({pod_quantity}): \
+                             spin-operator's webhook rejects it"
+                        ),
+                    ))
+                }
+                Some((bound, pod_quantity, None)) => found.push(app.finding(
+                    format!("/spec/resources/{bound}/memory"),
+                    format!("{pod_quantity:?} is not a memory quantity such as 64Mi"),
+                )),
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
 /// The image is one the pipeline pushed: `<account>.dkr.ecr.<region>.amazonaws.com/`
 /// + `repository` + a build tag `X.Y.Z-build.N` (never `latest`, never the
 ///   moving `X.Y.Z`), optionally pinned by digest as well.
@@ -717,6 +797,48 @@ fn the_autoscaler_scales_the_deployment_the_operator_generates() {
             "deployment/scaling.yaml, document 2 (HorizontalPodAutoscaler coworking): /spec/scaleTargetRef: \
              targets core.spinkube.dev/v1alpha1 SpinApp coworking, not the apps/v1 Deployment that \
              spin-operator generates for a SpinApp (named like it: coworking)",
+        ]
+    );
+}
+
+#[test]
+fn memory_quantities_in_bytes() {
+    assert_eq!(memory_bytes("64Mi"), Some(64 << 20));
+    assert_eq!(memory_bytes("1Gi"), Some(1 << 30));
+    assert_eq!(memory_bytes("500M"), Some(500_000_000));
+    assert_eq!(memory_bytes("1024"), Some(1024));
+    for unreadable in ["", "Mi", "64 Mi", "1.5Gi", "-1Mi", "64mi", "64MB"] {
+        assert_eq!(memory_bytes(unreadable), None, "{unreadable:?}");
+    }
+}
+
+#[test]
+fn the_instance_memory_limit_is_one_the_operator_takes_and_fits_the_pod() {
+    assert_no_findings(&invocation_limits_fit_the_pod(deployment()));
+    let app = manifests::object("SpinApp", "coworking");
+    assert_eq!(app.str_at("/spec/invocationLimits/memory"), Some("64Mi"));
+
+    let wrong = parse(
+        "deployment/coworking.yaml",
+        "kind: SpinApp\nmetadata: {name: a}\n\
+         spec: {invocationLimits: {memory: 1Gi}, resources: {requests: {memory: 2Gi}, limits: {memory: 768Mi}}}\n---\n\
+         kind: SpinApp\nmetadata: {name: b}\n\
+         spec: {invocationLimits: {maxMemory: 64Mi, memory: lots}, resources: {requests: {memory: 32Mi}}}\n",
+    )
+    .unwrap();
+    let found: Vec<String> = invocation_limits_fit_the_pod(&wrong)
+        .iter()
+        .map(Finding::to_string)
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "deployment/coworking.yaml, document 1 (SpinApp a): /spec/invocationLimits/memory: \
+             1Gi is more than the pod's memory limits (768Mi): spin-operator's webhook rejects it",
+            "deployment/coworking.yaml, document 2 (SpinApp b): /spec/invocationLimits/maxMemory: \
+             spin-operator knows only the `memory` invocation limit; this one does nothing",
+            "deployment/coworking.yaml, document 2 (SpinApp b): /spec/invocationLimits/memory: \
+             \"lots\" is not a memory quantity such as 64Mi",
         ]
     );
 }
