@@ -1,5 +1,5 @@
 //! The built component imports only what a released Spin or containerd-shim-spin
-//! serves, and exports the HTTP handler they call.
+//! serves, exports the HTTP handler they call, and starts small.
 
 use wasmparser::{Parser, Payload};
 
@@ -57,5 +57,31 @@ fn imports_only_wasi_0_2_spin_postgres_4_and_spin_variables_and_key_value() {
             || import == "fermyon:spin/key-value@2.0.0"
             || (import.starts_with("wasi:") && import.contains("@0.2."));
         assert!(served, "{import} is not served by Spin 3.4-4.0 or the shim");
+    }
+}
+
+/// The initial size in bytes of each linear memory that the component's core
+/// modules define.
+fn initial_memories() -> Vec<u64> {
+    let bytes = std::fs::read(component_path()).unwrap();
+    let mut sizes = Vec::new();
+    for payload in Parser::new(0).parse_all(&bytes) {
+        if let Payload::MemorySection(section) = payload.expect("a valid component") {
+            for memory in section {
+                sizes.push(memory.unwrap().initial * 65_536);
+            }
+        }
+    }
+    sizes
+}
+
+#[test]
+fn each_instance_starts_with_under_a_mebibyte_of_memory() {
+    // Spin sets up and resets an instance's whole memory on every request;
+    // build.rs gives the stack 256 KiB instead of Rust's 1 MiB.
+    let sizes = initial_memories();
+    assert!(!sizes.is_empty(), "the component defines a memory");
+    for size in sizes {
+        assert!(size < 1 << 20, "a memory starts at {size} bytes");
     }
 }
