@@ -207,7 +207,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         // reports that wrk gave up waiting for.
         db.cluster.psql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = 'postgres' AND pid <> pg_backend_pid()",
+             WHERE datname = 'postgres' AND backend_type = 'client backend' \
+             AND pid <> pg_backend_pid()",
             "postgres",
         )?;
         db.cluster.psql(
@@ -364,6 +365,7 @@ fn service(
         for endpoint in endpoints(rollups) {
             for connections in CONNECTIONS {
                 let run = wrk(port, endpoint.path, connections, duration)?;
+                db.cancel_abandoned_queries()?;
                 let floor = floors.get(&(endpoint.path, connections));
                 table += &format!(
                     "| {} | {connections} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
@@ -700,6 +702,18 @@ impl BenchDb {
             latency_ms: field("latency average = ").context("no latency in pgbench's output")?,
             server_cpu_us: cpu_ticks as f64 * 1e6 / clock_ticks_per_second() / transactions,
         })
+    }
+
+    /// wrk gives up on the requests in flight when a run ends, but PostgreSQL
+    /// goes on with their queries (seconds each at L without the rollups):
+    /// cancel them, so that the next run starts on an idle server.
+    fn cancel_abandoned_queries(&self) -> Result<()> {
+        self.cluster.psql(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' AND state = 'active' \
+             AND pid <> pg_backend_pid()",
+            "postgres",
+        )
     }
 
     /// The CPU time (user and system, in clock ticks) of the postmaster, of its
