@@ -19,8 +19,11 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use coworking_analytics::reports::{ReportSql, DAILY_USAGE, READINESS_SQL, USER_VISITS};
 
-use crate::dev::{build_component, project_root, run};
-use crate::postgres::{Cluster, POSTGRES_BIN};
+use crate::dev::{
+    build_component, ensure_debian_packages, ensure_wasm_target, project_root, run, POSTGRESQL,
+    SUDO, WRK,
+};
+use crate::postgres::Cluster;
 
 const PASSWORD: &str = "coworking bench";
 const UP_SQL: &str = "db/migrations/001_report_rollups.up.sql";
@@ -142,15 +145,13 @@ fn not_interrupted() -> Result<()> {
 
 pub fn bench(args: BenchArgs) -> Result<()> {
     let root = project_root();
-    ensure!(
-        Path::new(POSTGRES_BIN).join("postgres").exists(),
-        "PostgreSQL 15 is missing: apt-get install postgresql-15"
-    );
+    ensure_debian_packages(&[POSTGRESQL, SUDO])?;
     let duration = if args.smoke { 1 } else { args.duration.max(1) };
     let host = if args.no_service {
         None
     } else {
-        ensure_wrk()?;
+        ensure_wasm_target()?;
+        ensure_debian_packages(&[WRK])?;
         Some(build(&root)?)
     };
 
@@ -228,18 +229,6 @@ fn write_db(rollups: bool) -> &'static str {
     } else {
         "writes_plain"
     }
-}
-
-/// wrk from Debian, installed when we may.
-fn ensure_wrk() -> Result<()> {
-    if Command::new("wrk").arg("--version").output().is_ok() {
-        return Ok(());
-    }
-    println!("xtask: installing wrk");
-    run(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "wrk"])
-        .env("DEBIAN_FRONTEND", "noninteractive"))
-    .context("wrk is missing (apt-get install wrk)")
 }
 
 /// Build the component and the host (release) where spin.toml and the host

@@ -117,7 +117,7 @@ pub fn build_component(root: &Path) -> Result<()> {
     ]))
 }
 
-fn ensure_wasm_target() -> Result<()> {
+pub fn ensure_wasm_target() -> Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -136,18 +136,18 @@ fn ensure_wasm_target() -> Result<()> {
 }
 
 /// A Debian package a task needs, and how to tell that it is there.
-struct DebianPackage {
+pub struct DebianPackage {
     name: &'static str,
     present: fn() -> bool,
 }
 
 /// The PostgreSQL 15 server, for the tests' and `up`'s databases.
-const POSTGRESQL: DebianPackage = DebianPackage {
+pub const POSTGRESQL: DebianPackage = DebianPackage {
     name: "postgresql-15",
     present: || Path::new(POSTGRES_BIN).join("postgres").exists(),
 };
 /// PostgreSQL refuses to run as root: as root, it runs as `postgres` through sudo.
-const SUDO: DebianPackage = DebianPackage {
+pub const SUDO: DebianPackage = DebianPackage {
     name: "sudo",
     present: || !is_root() || on_path("sudo"),
 };
@@ -156,10 +156,15 @@ const UMOCI: DebianPackage = DebianPackage {
     name: "umoci",
     present: || on_path("umoci"),
 };
+/// The benchmark's HTTP load generator.
+pub const WRK: DebianPackage = DebianPackage {
+    name: "wrk",
+    present: || on_path("wrk"),
+};
 
 /// Install the missing Debian packages when we may (root with apt-get); say
 /// what to install otherwise.
-fn ensure_debian_packages(packages: &[DebianPackage]) -> Result<()> {
+pub fn ensure_debian_packages(packages: &[DebianPackage]) -> Result<()> {
     let root = is_root();
     let missing: Vec<&str> = packages
         .iter()
