@@ -12,7 +12,6 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -345,7 +344,7 @@ fn service(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("start {}", host.display()))?;
-    let output = collect_output(&mut child);
+    let readers = collect_output(&mut child);
     let measured = (|| -> Result<String> {
         let first_200 = first_200(port, started, &mut child)?;
         let mut table = "| endpoint | conns | req/s | p50 | p99 | errors | floor tps | floor avg ms | ratio |\n\
@@ -380,13 +379,23 @@ fn service(
             peak_rss as f64 / 1024.0
         ))
     })();
-    // SIGINT: the host prints its peak instance memory as it shuts down.
-    run(Command::new("kill").args(["-INT", &child.id().to_string()]))?;
+    // SIGINT: the host prints its peak instance memory as it shuts down. A host
+    // that exited already (first_200 saw it) gets no signal, so that its own
+    // failure is what the report says.
+    if child.try_wait()?.is_none() {
+        // SAFETY: kill has no memory preconditions; the pid is our live child's.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    }
     let status = child.wait()?;
-    let lines = output
-        .lock()
-        .map_err(|_| anyhow::anyhow!("host output reader panicked"))?
-        .clone();
+    // The readers end with the host's pipes: after them, every line is in.
+    let mut lines = Vec::new();
+    for reader in readers {
+        lines.extend(
+            reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("host output reader panicked"))?,
+        );
+    }
     let mut section = measured.with_context(|| format!("host output:\n{}", lines.join("\n")))?;
     let peak = lines
         .iter()
@@ -405,9 +414,9 @@ fn service(
     Ok(section + "\n")
 }
 
-/// The host's stdout and stderr lines, gathered by two threads.
-fn collect_output(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
+/// Threads that read the host's stdout and stderr, each returning its lines.
+/// (Read as they come, so that a full pipe never blocks the host.)
+fn collect_output(child: &mut Child) -> Vec<std::thread::JoinHandle<Vec<String>>> {
     let streams: [Option<Box<dyn Read + Send>>; 2] = [
         child
             .stdout
@@ -418,17 +427,18 @@ fn collect_output(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
             .take()
             .map(|err| Box::new(err) as Box<dyn Read + Send>),
     ];
-    for stream in streams.into_iter().flatten() {
-        let lines = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Ok(mut lines) = lines.lock() {
-                    lines.push(line);
-                }
-            }
-        });
-    }
-    lines
+    streams
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            std::thread::spawn(move || {
+                BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                    .collect()
+            })
+        })
+        .collect()
 }
 
 /// Poll `/health_check` until it answers 200: the cold start users see.
@@ -601,12 +611,16 @@ struct BenchDb {
 
 impl BenchDb {
     fn start(dir: &Path) -> Result<BenchDb> {
-        let cluster = Cluster::new(dir, free_port()?);
-        cluster.init(PASSWORD)?;
+        // Made first, so that its Drop cleans up after a failed init or start.
+        let db = BenchDb {
+            cluster: Cluster::new(dir, free_port()?),
+        };
+        db.cluster.init(PASSWORD)?;
         // Defaults but for the cache: the L tables (about 1 GB) should be read
         // from memory, as on a database server sized for its data.
-        cluster.start(&["shared_buffers=1GB", "max_connections=100"])?;
-        Ok(BenchDb { cluster })
+        db.cluster
+            .start(&["shared_buffers=1GB", "max_connections=100"])?;
+        Ok(db)
     }
 
     /// The schema, then the seed data or generated data. Returns the number
