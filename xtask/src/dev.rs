@@ -194,11 +194,11 @@ pub fn ensure_debian_packages(packages: &[DebianPackage]) -> Result<()> {
 }
 
 /// The developer's PostgreSQL in `.dev/postgres`, created with a random password
-/// and seeded from `db/` on first use.
+/// on first use, and seeded from `db/` until a seed has gone through (a first
+/// start that failed, on a taken port for instance, leaves it unseeded).
 fn start_local_postgres(root: &Path, port: u16) -> Result<Cluster> {
     let db = Cluster::new(root.join(".dev/postgres"), port);
-    let fresh = !db.exists();
-    if fresh {
+    if !db.exists() {
         db.init(&random_hex(16).context("make a password")?)?;
     }
     db.start(&[])
@@ -207,8 +207,10 @@ fn start_local_postgres(root: &Path, port: u16) -> Result<Cluster> {
         "xtask: PostgreSQL 15 is up on 127.0.0.1:{port} (log: {})",
         db.log().display()
     );
-    if fresh {
+    let seeded = db.dir().join("seeded");
+    if !seeded.exists() {
         db.load_seed(root, "postgres")?;
+        fs::write(&seeded, "")?;
         println!("xtask: loaded the seed data from db/");
     }
     Ok(db)
