@@ -618,6 +618,19 @@ fn the_spin_app_takes_its_settings_from_configmap_yaml_and_every_other_ref_resol
     let settings = manifests::file("deployment/configmap.yaml");
     let apps: Vec<Document> = spin_apps(deployment()).cloned().collect();
     assert!(!apps.is_empty(), "no SpinApp under deployment/");
+    // Every variable is a reference (which must then resolve), none a literal.
+    for app in &apps {
+        let variables = app.at("/spec/variables").and_then(Value::as_array);
+        let variables = variables
+            .filter(|v| !v.is_empty())
+            .expect("SpinApp variables");
+        for variable in variables {
+            assert!(
+                variable.get("valueFrom").is_some(),
+                "{app}: {variable} is not taken from a ConfigMap or Secret"
+            );
+        }
+    }
     assert_no_findings(&key_refs_resolve(
         &apps,
         &settings,

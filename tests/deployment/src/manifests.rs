@@ -166,7 +166,7 @@ pub fn manifest_files() -> Vec<String> {
 }
 
 /// Every document under `deployment/`, or the findings of the files that do not parse.
-pub fn load_deployment() -> Result<Vec<Document>, Vec<Finding>> {
+fn load_deployment() -> Result<Vec<Document>, Vec<Finding>> {
     let root = project_root();
     let mut documents = Vec::new();
     let mut findings = Vec::new();

@@ -284,10 +284,8 @@ mod tests {
 
     #[test]
     fn every_manifest_matches_its_schema() {
-        let documents = manifests::load_deployment().unwrap_or_else(|findings| {
-            assert_no_findings(&findings);
-            unreachable!()
-        });
+        // Loading fails the test on a file that does not parse; then each document is validated.
+        let documents = manifests::deployment();
         assert!(
             documents.len() >= 10,
             "only {} documents under deployment/",
