@@ -13,16 +13,17 @@ use crate::server::State;
 
 const DEFAULT_STORE: &str = "default";
 
-/// The stores of one application.
+/// The stores of one application. The manifest may list no store but
+/// `default` (the host has no runtime config to define others).
 pub struct KeyValueStores {
-    allowed: Vec<String>,
+    default_allowed: bool,
     default: Arc<Mutex<HashMap<String, Vec<u8>>>>,
 }
 
 impl KeyValueStores {
     pub fn new(allowed: &[String]) -> KeyValueStores {
         KeyValueStores {
-            allowed: allowed.to_vec(),
+            default_allowed: allowed.iter().any(|label| label == DEFAULT_STORE),
             default: Default::default(),
         }
     }
@@ -46,11 +47,8 @@ impl Host for State {}
 impl HostStore for State {
     async fn open(&mut self, label: String) -> Result<Resource<StoreHandle>, Error> {
         let stores = &self.app.key_value;
-        if !stores.allowed.contains(&label) {
+        if label != DEFAULT_STORE || !stores.default_allowed {
             return Err(Error::AccessDenied);
-        }
-        if label != DEFAULT_STORE {
-            return Err(Error::NoSuchStore);
         }
         self.table
             .push(StoreHandle(stores.default.clone()))

@@ -112,11 +112,13 @@ const MIB: usize = 1 << 20;
 /// async, epoch interruption, and the pooling instance allocator with Spin's
 /// limits, so that a new instance per request is cheap. Keeping the first pages
 /// of memories and tables resident resets them without unmapping, which spares
-/// every request its TLB shootdowns.
-fn engine() -> Result<&'static Engine> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(engine) = ENGINE.get() {
-        return Ok(engine);
+/// every request its TLB shootdowns. Made under a lock: hosts that tests start
+/// at once share one engine, and so one pool of instance slots.
+fn engine() -> Result<Engine> {
+    static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+    let mut engine = ENGINE.lock().expect("engine lock");
+    if let Some(engine) = &*engine {
+        return Ok(engine.clone());
     }
     let mut config = Config::new();
     config.epoch_interruption(true);
@@ -134,30 +136,31 @@ fn engine() -> Result<&'static Engine> {
         .linear_memory_keep_resident(2 * MIB)
         .table_keep_resident(MIB / 2);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    let engine = Engine::new(&config)?;
-    Ok(ENGINE.get_or_init(|| engine))
+    Ok(engine.insert(Engine::new(&config)?).clone())
 }
 
-/// Compile a component once per process: tests start many hosts on one file.
+/// Compile a component once per process: tests start many hosts on one file,
+/// and the lock, held while compiling, makes the ones started at once wait for
+/// that one compile instead of each doing it.
 fn compile(path: &Path) -> Result<Component> {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, (std::time::SystemTime, Component)>>> =
         OnceLock::new();
     let modified = std::fs::metadata(path)
         .with_context(|| format!("component {}", path.display()))?
         .modified()?;
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some((when, component)) = cache.lock().expect("cache lock").get(path) {
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("cache lock");
+    if let Some((when, component)) = cache.get(path) {
         if *when == modified {
             return Ok(component.clone());
         }
     }
-    let component = Component::from_file(engine()?, path)
+    let component = Component::from_file(&engine()?, path)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("compile component {}", path.display()))?;
-    cache
-        .lock()
-        .expect("cache lock")
-        .insert(path.to_owned(), (modified, component.clone()));
+    cache.insert(path.to_owned(), (modified, component.clone()));
     Ok(component)
 }
 
@@ -171,7 +174,7 @@ pub struct Server {
 impl Server {
     pub fn new(wasm: &Path, app: App) -> Result<Server> {
         let component = compile(wasm)?;
-        let mut linker = Linker::<State>::new(engine()?);
+        let mut linker = Linker::<State>::new(&engine()?);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         SpinImports::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
