@@ -13,11 +13,6 @@ pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `../shared` beside the repository, which holds the schemas.
-pub fn shared_dir() -> PathBuf {
-    project_root().join("../shared")
-}
-
 /// One YAML document of a manifest file, as JSON.
 #[derive(Debug, Clone)]
 pub struct Document {
@@ -140,7 +135,11 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Document>, Finding> {
     Ok(documents)
 }
 
-/// The `.yaml` and `.yml` files under `deployment/`, sorted, relative to the repository.
+/// The folder of the vendored schemas: data the checks read, not manifests.
+pub const SCHEMAS_DIR: &str = "deployment/schemas";
+
+/// The `.yaml` and `.yml` files under `deployment/` but its schemas, sorted,
+/// relative to the repository.
 pub fn manifest_files() -> Vec<String> {
     fn walk(root: &Path, dir: &Path, files: &mut Vec<String>) {
         let entries =
@@ -148,7 +147,9 @@ pub fn manifest_files() -> Vec<String> {
         for entry in entries {
             let path = entry.expect("read a directory entry").path();
             if path.is_dir() {
-                walk(root, &path, files);
+                if path != root.join(SCHEMAS_DIR) {
+                    walk(root, &path, files);
+                }
             } else if matches!(
                 path.extension().and_then(|ext| ext.to_str()),
                 Some("yaml" | "yml")

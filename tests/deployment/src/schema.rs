@@ -1,6 +1,6 @@
-//! Every document under `deployment/` against the real schemas of
-//! `../shared/schemas` (see its SOURCES.md): the Kubernetes 1.32 strict JSON
-//! schemas (unknown fields fail), and for SpinKube's kinds the v0.6.1 CRDs'
+//! Every document under `deployment/` against the real schemas vendored in
+//! `deployment/schemas/` (see its SOURCES.md): the Kubernetes 1.32 strict JSON
+//! schemas (unknown fields fail), and for SpinKube's kinds their CRDs'
 //! `openAPIV3Schema`. A CRD schema accepts keys it does not define, so those are
 //! rejected by a walk of the document along the schema's `properties`. A
 //! document of a kind without a schema fails: nothing is skipped.
@@ -19,10 +19,21 @@ use crate::manifests::{self, pointer_segment, Document, Finding};
 /// lead: they resolve against the kinds' `$id`s (`https://kubernetes.io/api/...`).
 const DEFINITIONS_URI: &str = "https://kubernetes.io/api/_definitions.json";
 
-/// The SpinKube CRDs of spin-operator v0.6.1.
-const CRD_FILES: [&str; 2] = [
-    "core.spinkube.dev_spinapps.v0.6.1.yaml",
-    "core.spinkube.dev_spinappexecutors.v0.6.1-and-main-943f5b1.yaml",
+/// The SpinKube CRDs, in `spinkube/`, and what they come from: spin-operator
+/// v0.6.1's SpinApp and SpinAppExecutor, runtime-class-manager v0.2.0's Shim.
+const CRD_FILES: [(&str, &str); 3] = [
+    (
+        "core.spinkube.dev_spinapps.v0.6.1.yaml",
+        "spin-operator v0.6.1",
+    ),
+    (
+        "core.spinkube.dev_spinappexecutors.v0.6.1.yaml",
+        "spin-operator v0.6.1",
+    ),
+    (
+        "runtime.spinkube.dev_shims.v0.2.0.yaml",
+        "runtime-class-manager v0.2.0",
+    ),
 ];
 
 /// A kind's identity: group ("" for the core group), version and kind.
@@ -46,7 +57,7 @@ pub struct Schemas {
 }
 
 fn schemas_dir() -> PathBuf {
-    manifests::shared_dir().join("schemas")
+    manifests::project_root().join(manifests::SCHEMAS_DIR)
 }
 
 fn kubernetes_dir() -> PathBuf {
@@ -82,7 +93,10 @@ impl Schemas {
                 "$ref": format!("{DEFINITIONS_URI}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
             }))
             .expect("compile the ObjectMeta schema");
-        let custom = CRD_FILES.iter().flat_map(|file| load_crd(file)).collect();
+        let custom = CRD_FILES
+            .iter()
+            .flat_map(|(file, source)| load_crd(file, source))
+            .collect();
         Schemas {
             registry,
             kubernetes: Mutex::new(HashMap::new()),
@@ -107,8 +121,8 @@ impl Schemas {
             None => vec![document.finding(
                 "",
                 format!(
-                    "no schema for apiVersion {} kind {kind} in ../shared/schemas \
-                     (k8s-1.32/ or the SpinKube v0.6.1 CRDs): it cannot be validated",
+                    "no schema for apiVersion {} kind {kind} in deployment/schemas/ \
+                     (k8s-1.32/ or the SpinKube CRDs): it cannot be validated",
                     document.api_version()
                 ),
             )],
@@ -172,8 +186,8 @@ impl Schemas {
     }
 }
 
-fn load_crd(file: &str) -> Vec<(Gvk, CustomResource)> {
-    let path = schemas_dir().join(file);
+fn load_crd(file: &str, source: &str) -> Vec<(Gvk, CustomResource)> {
+    let path = schemas_dir().join("spinkube").join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
     let crd: Value =
@@ -194,7 +208,7 @@ fn load_crd(file: &str) -> Vec<(Gvk, CustomResource)> {
                 .unwrap_or_else(|err| panic!("compile {file} {name}: {err}"));
             let gvk = (group.to_string(), name.to_string(), kind.to_string());
             let custom = CustomResource {
-                title: format!("the {kind} CRD (spin-operator v0.6.1)"),
+                title: format!("the {kind} CRD ({source})"),
                 schema,
                 validator,
             };
@@ -431,8 +445,8 @@ spec:
                 found,
                 [format!(
                     "deployment/x.yaml, document 1 ({kind} x): no schema for apiVersion \
-                     {api_version} kind {kind} in ../shared/schemas (k8s-1.32/ or the SpinKube \
-                     v0.6.1 CRDs): it cannot be validated"
+                     {api_version} kind {kind} in deployment/schemas/ (k8s-1.32/ or the SpinKube \
+                     CRDs): it cannot be validated"
                 )]
             );
         }
