@@ -3,7 +3,7 @@
 
 use wasmparser::{Parser, Payload};
 
-use crate::helpers::component_path;
+use test_support::component_path;
 
 fn imports_and_exports() -> (Vec<String>, Vec<String>) {
     let bytes = std::fs::read(component_path()).unwrap();

@@ -1,4 +1,4 @@
-use crate::helpers::{
+use test_support::{
     db_variables, host_builder, spawn_app_on, Data, TestDatabase, SUPERUSER_PASSWORD,
 };
 

@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
-use crate::helpers::{
+use test_support::{
     db_variables, spawn_app, spawn_app_on, spawn_app_with, Data, TestApp, TestDatabase,
     SUPERUSER_PASSWORD,
 };

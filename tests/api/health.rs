@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app_with, Data};
+use test_support::{spawn_app_with, Data};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_check_answers_ok_without_touching_the_database() {

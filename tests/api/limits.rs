@@ -2,7 +2,7 @@
 //! SpinKube from the SpinApp's `invocationLimits.memory`): a report that needs
 //! more fails alone, with a 500, and the service goes on.
 
-use crate::helpers::{
+use test_support::{
     db_variables, host_builder, start_app, Data, TestApp, TestDatabase, SUPERUSER_PASSWORD,
 };
 

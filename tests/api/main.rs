@@ -1,13 +1,13 @@
 //! End-to-end tests: the built component, in the project's Spin host, against a
-//! throwaway PostgreSQL 15, talked to over HTTP. `helpers::spawn_app` gives each
+//! throwaway PostgreSQL 15, talked to over HTTP. `test_support::spawn_app` gives each
 //! test its own database and running component.
 
 mod component;
 mod configuration;
 mod database_failures;
 mod health;
-mod helpers;
 mod limits;
 mod reports;
 mod rollups;
 mod routing;
+mod tls;

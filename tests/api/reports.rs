@@ -3,7 +3,7 @@ use std::fmt::Write;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::helpers::{spawn_app, spawn_app_with, Data, TestApp};
+use test_support::{spawn_app, spawn_app_with, Data, TestApp};
 
 /// The daily usage report as the Flask app would print it, computed by SQL that
 /// formats the values itself, independently of the component's code.

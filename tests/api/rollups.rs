@@ -2,8 +2,8 @@
 //! without them: the same bytes either way, and a notice in the log, once, when
 //! the rollups cannot be read.
 
-use crate::helpers::{db_variables, spawn_app, spawn_app_on, Data, TestDatabase};
 use crate::reports::assert_reports_match_sql;
+use test_support::{db_variables, spawn_app, spawn_app_on, Data, TestDatabase};
 
 const NOTICE: &str = "WARNING in app: the report rollups cannot be read";
 
@@ -99,7 +99,7 @@ async fn rollups_without_grants_fall_back_to_tokens() {
 }
 
 /// User 1's entry of the user visits report.
-async fn user_one_visits(app: &crate::helpers::TestApp) -> String {
+async fn user_one_visits(app: &test_support::TestApp) -> String {
     let (status, body) = app.get_text("/api/reports/user_visits").await;
     assert_eq!(status, 200, "{body}");
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -108,7 +108,7 @@ async fn user_one_visits(app: &crate::helpers::TestApp) -> String {
 
 /// A count changed in the rollups alone shows in the report: the component reads
 /// them. Running the migration again rebuilds them from `tokens`.
-async fn assert_reads_the_rollups(app: &crate::helpers::TestApp) {
+async fn assert_reads_the_rollups(app: &test_support::TestApp) {
     app.db
         .execute("UPDATE analytics.user_tokens SET visits = 999 WHERE user_id = 1")
         .await;

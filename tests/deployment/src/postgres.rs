@@ -1,55 +1,42 @@
 //! The PostgreSQL scripts of `deployment/postgres/`, run with `psql` against a
-//! throwaway PostgreSQL 15 (pgtemp, as the API tests use): the seed job's
+//! throwaway PostgreSQL 15 of `test_support`, as the API tests use: the seed job's
 //! script, taken from the Job, and `readonly-role.sql`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use pgtemp::{PgTempDB, PgTempDBBuilder};
 use serde_json::{json, Value};
+use test_support::{TestDatabase, SUPERUSER_PASSWORD};
 
 use crate::manifests::{object, project_root};
 
-const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
-const SUPERUSER_PASSWORD: &str = "superuser secret";
 /// Quotes, spaces and URL delimiters: the role's password goes through psql's
 /// quoting, not ours.
 const ROLE_PASSWORD: &str = "r0 p@ss:w/rd'\"#%&\\é";
 
+/// An empty PostgreSQL 15 cluster of `test_support`, driven with `psql`.
 struct Server {
-    db: PgTempDB,
+    db: TestDatabase,
 }
 
 impl Server {
     fn start() -> Server {
-        let db = PgTempDBBuilder::new()
-            .with_bin_path(POSTGRES_BIN)
-            .with_username("postgres")
-            .with_password(SUPERUSER_PASSWORD)
-            .with_initdb_arg("auth", "scram-sha-256")
-            // Logs go to files: pgtemp reads the server's stderr pipe only at shutdown.
-            .with_config_param("logging_collector", "on")
-            .start();
-        Server { db }
+        Server {
+            db: TestDatabase::empty(),
+        }
     }
 
     /// `psql` as `user` on `database`, with the connection in PG* variables as
     /// the seed job has it.
     fn psql(&self, user: &str, password: &str, database: &str) -> Command {
-        let mut command = Command::new("psql");
-        command
-            .env("PGHOST", "127.0.0.1")
-            .env("PGPORT", self.db.db_port().to_string())
-            .env("PGUSER", user)
-            .env("PGPASSWORD", password)
-            .env("PGDATABASE", database)
-            .args([
-                "--no-psqlrc",
-                "--tuples-only",
-                "--no-align",
-                "-v",
-                "ON_ERROR_STOP=1",
-            ]);
+        let mut command = self.db.client_command("psql", user, password, database);
+        command.args([
+            "--no-psqlrc",
+            "--tuples-only",
+            "--no-align",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]);
         command
     }
 
@@ -91,15 +78,20 @@ fn service_role() -> String {
         .to_string()
 }
 
-/// `readonly-role.sql` as the superuser, with psql variables.
+/// `readonly-role.sql` as the superuser, with the role's password in the
+/// environment (`RO_PASSWORD`) and, given a name, the psql variable `ro_role`.
 fn create_role(
     server: &Server,
     database: &str,
-    variables: &[(&str, &str)],
+    role: Option<&str>,
+    password: Option<&str>,
 ) -> Result<String, String> {
     let mut command = server.psql("postgres", SUPERUSER_PASSWORD, database);
-    for (name, value) in variables {
-        command.arg("-v").arg(format!("{name}={value}"));
+    if let Some(role) = role {
+        command.arg("-v").arg(format!("ro_role={role}"));
+    }
+    if let Some(password) = password {
+        command.env("RO_PASSWORD", password);
     }
     outcome(
         command
@@ -218,13 +210,15 @@ fn the_seed_job_loads_db_once_and_creates_the_read_only_role() {
         job.at("/spec/template/spec/containers/0/command"),
         Some(&json!(["/bin/sh", "-c"]))
     );
+    // Passwords stay in the environment: no command line of the script has one.
+    assert!(!script.to_lowercase().contains("password="), "{script}");
     let role = service_role();
     let seed = || {
         outcome(
             Command::new("sh")
                 .args(["-c", script])
                 .env("PGHOST", "127.0.0.1")
-                .env("PGPORT", server.db.db_port().to_string())
+                .env("PGPORT", server.db.port().to_string())
                 .env("PGDATABASE", "coworking")
                 .env("PGUSER", "postgres")
                 .env("PGPASSWORD", SUPERUSER_PASSWORD)
@@ -280,14 +274,16 @@ fn the_read_only_role_reads_users_tokens_and_analytics_and_nothing_else() {
          CREATE TABLE audit_log (entry text); INSERT INTO audit_log VALUES ('private');",
     );
 
-    let missing = create_role(&server, db, &[]).unwrap_err();
+    let missing = create_role(&server, db, None, None).unwrap_err();
     assert!(
-        missing.contains("readonly-role.sql needs the role's password"),
+        missing.contains(
+            "readonly-role.sql needs the role's password in the environment variable RO_PASSWORD"
+        ),
         "{missing}"
     );
 
     // The default name is the ConfigMap's DB_USERNAME.
-    create_role(&server, db, &[("ro_password", ROLE_PASSWORD)]).expect("create the role");
+    create_role(&server, db, None, Some(ROLE_PASSWORD)).expect("create the role");
     let role = service_role();
     let as_role = |sql: &str| server.run(&role, ROLE_PASSWORD, db, sql);
     assert_eq!(as_role("SELECT count(*) FROM users"), Ok("1".to_string()));
@@ -324,12 +320,7 @@ fn the_read_only_role_reads_users_tokens_and_analytics_and_nothing_else() {
              GRANT SELECT ON audit_log TO {role};"
         ),
     );
-    create_role(
-        &server,
-        db,
-        &[("ro_role", &role), ("ro_password", ROLE_PASSWORD)],
-    )
-    .expect("run the script again");
+    create_role(&server, db, Some(&role), Some(ROLE_PASSWORD)).expect("run the script again");
     assert_eq!(
         as_role("SELECT visits FROM analytics.daily_used_tokens"),
         Ok("40".to_string())

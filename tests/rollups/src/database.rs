@@ -1,17 +1,10 @@
-//! A throwaway PostgreSQL 15 with the project's schema, and the comparison of
-//! the reports over the rollups with the original reports.
+//! The comparison of the reports over the rollups with the original reports,
+//! on a throwaway PostgreSQL 15 of `test_support`.
 
-use pgtemp::{PgTempDB, PgTempDBBuilder};
-use tokio_postgres::{Client, IsolationLevel, NoTls};
+use tokio_postgres::{Client, IsolationLevel};
 
 use coworking_analytics::reports::{ReportSql, DAILY_USAGE, USER_VISITS};
 
-const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
-const PASSWORD: &str = "rollup checks";
-
-pub const SCHEMA: &str = include_str!("../../../db/1_create_tables.sql");
-pub const SEED_USERS: &str = include_str!("../../../db/2_seed_users.sql");
-pub const SEED_TOKENS: &str = include_str!("../../../db/3_seed_tokens.sql");
 pub const UP: &str = include_str!("../../../db/migrations/001_report_rollups.up.sql");
 pub const DOWN: &str = include_str!("../../../db/migrations/001_report_rollups.down.sql");
 /// Each report's two queries, as the component runs them: over `tokens` (the
@@ -32,66 +25,6 @@ const REPORTS: [(&str, ReportSql, &str); 2] = [
          AS entry(id, visits, days, micros) ORDER BY entry.id",
     ),
 ];
-
-pub struct Database {
-    server: PgTempDB,
-}
-
-impl Database {
-    /// A new cluster (SCRAM authentication, as in production) with the tables
-    /// of `db/1_create_tables.sql` and, when `seed`, the seed users and tokens.
-    pub async fn start(seed: bool) -> Database {
-        let server = tokio::task::spawn_blocking(|| {
-            PgTempDBBuilder::new()
-                .with_bin_path(POSTGRES_BIN)
-                .with_username("postgres")
-                .with_password(PASSWORD)
-                .with_initdb_arg("auth", "scram-sha-256")
-                // pgtemp reads the server's stderr only at shutdown: a chatty
-                // server (deadlock reports) would block on a full pipe.
-                .with_config_param("logging_collector", "on")
-                .start()
-        })
-        .await
-        .expect("start PostgreSQL");
-        let database = Database { server };
-        let client = database.client().await;
-        client
-            .batch_execute(SCHEMA)
-            .await
-            .expect("create the tables");
-        if seed {
-            client.batch_execute(SEED_USERS).await.expect("seed users");
-            client
-                .batch_execute(SEED_TOKENS)
-                .await
-                .expect("seed tokens");
-        }
-        database
-    }
-
-    /// A new connection, retried while the server finishes starting.
-    pub async fn client(&self) -> Client {
-        let config = format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres password='{PASSWORD}'",
-            self.server.db_port()
-        );
-        let mut attempts = 0;
-        loop {
-            match tokio_postgres::connect(&config, NoTls).await {
-                Ok((client, connection)) => {
-                    tokio::spawn(connection);
-                    return client;
-                }
-                Err(err) if attempts == 200 => panic!("connect to the test database: {err}"),
-                Err(_) => {
-                    attempts += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-}
 
 /// Compare both reports, computed both ways, within one snapshot: what any
 /// reader sees at any moment. The error names the report and shows the rows

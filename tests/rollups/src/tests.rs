@@ -4,7 +4,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio_postgres::Client;
 
-use crate::database::{catalog, check_column_types, check_reports, Database, DOWN, UP};
+use test_support::{Data, TestDatabase};
+
+use crate::database::{catalog, check_column_types, check_reports, DOWN, UP};
 use crate::workload::{execute, statement, writer, Scope};
 
 /// The random seed: `ROLLUP_SEED=n` replays or explores another sequence.
@@ -36,7 +38,7 @@ async fn sequential(client: &mut Client, rng: &mut StdRng, scope: Scope, count: 
 /// Writers on their own connections, while a reader compares the reports in
 /// snapshot after snapshot.
 async fn concurrent(
-    database: &Database,
+    database: &TestDatabase,
     seed: u64,
     scope: Scope,
     writers: u64,
@@ -79,7 +81,7 @@ async fn rollups_equal_the_original_reports_under_random_writes() {
     let started = Instant::now();
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let database = Database::start(true).await;
+    let database = TestDatabase::new(Data::Seed).await;
     let mut client = database.client().await;
     execute(&client, UP).await.expect("apply the migration");
     check_column_types(&client).await;
@@ -118,7 +120,7 @@ async fn rollups_equal_the_original_reports_under_random_writes() {
 async fn migration_is_idempotent_and_rolls_back_cleanly() {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(7));
-    let database = Database::start(true).await;
+    let database = TestDatabase::new(Data::Seed).await;
     let mut client = database.client().await;
     let before = catalog(&client).await;
 

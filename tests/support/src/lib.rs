@@ -1,0 +1,38 @@
+//! What the test crates share, so that each of them tests and none of them
+//! sets up: a throwaway PostgreSQL 15 loaded with `db/` ([`TestDatabase`]), the
+//! built component running in the test host over one ([`spawn_app`]), and a
+//! test certificate authority for TLS ([`TestCa`]).
+
+mod app;
+mod database;
+mod tls;
+
+use std::path::{Path, PathBuf};
+
+pub use app::TestApp;
+pub use app::{db_variables, host_builder, spawn_app, spawn_app_on, spawn_app_with, start_app};
+pub use database::{as_postgres_user, Data, TestDatabase, POSTGRES_BIN, SUPERUSER_PASSWORD};
+pub use tls::TestCa;
+
+/// The repository: this crate is `tests/support/`.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The release build of the component, which `cargo xtask test` makes first.
+pub fn component_path() -> PathBuf {
+    let wasm = project_root().join("target/wasm32-wasip2/release/coworking_analytics.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: run `cargo xtask test`, or build it with \
+         `cargo build --target wasm32-wasip2 --release -p coworking-analytics`",
+        wasm.display()
+    );
+    wasm
+}
+
+/// A file of `db/`, read for loading.
+pub fn db_file(name: &str) -> String {
+    let path = project_root().join("db").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("read {}: {err}", path.display()))
+}
