@@ -2,10 +2,14 @@
 //! and the steps of the release pipeline, in one place that CI and people share.
 
 mod bench;
+#[cfg(test)]
+mod buildspec;
 mod dev;
 mod image;
 mod postgres;
 mod release;
+#[cfg(test)]
+mod self_contained;
 
 use clap::{Parser, Subcommand};
 
