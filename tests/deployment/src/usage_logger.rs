@@ -306,7 +306,12 @@ fn the_logger_calls_the_report_every_second_survives_an_outage_and_resumes() {
     );
     assert!(after_outage[0].0 - recovery < Duration::from_millis(1500));
     assert!(before_outage.last().unwrap().0 < outage);
-    assert_eq!(stdout, [format!("usage-logger: GET {url} every 1s")]);
+    // The start line, then one line per call that got the report.
+    assert_eq!(stdout[0], format!("usage-logger: GET {url} every 1s"));
+    assert_eq!(stdout.len() - 1, before_outage.len() + after_outage.len());
+    for line in &stdout[1..] {
+        assert_eq!(line, &format!("usage-logger: GET {url} 200"));
+    }
     // SIGTERM stops it at once and cleanly: no crash loop, no 30 s grace wait.
     assert!(exit.success(), "exit status {exit}");
     assert!(took < Duration::from_secs(2), "took {took:?} to stop");
@@ -383,10 +388,13 @@ fn a_bad_interval_falls_back_to_30_seconds_and_sigterm_cuts_the_wait_short() {
         stderr,
         ["usage-logger: INTERVAL_SECONDS='30s' is not a positive whole number of seconds, using 30"]
     );
-    assert_eq!(
-        stdout,
-        ["usage-logger: GET http://coworking/api/reports/daily_usage every 30s"]
-    );
+    let url = "http://coworking/api/reports/daily_usage";
+    assert_eq!(stdout[0], format!("usage-logger: GET {url} every 30s"));
+    // The one call may have been logged before SIGTERM.
+    assert!(stdout.len() <= 2, "{stdout:?}");
+    assert!(stdout[1..]
+        .iter()
+        .all(|line| line == &format!("usage-logger: GET {url} 200")));
     assert!(exit.success(), "exit status {exit}");
     assert!(took < Duration::from_secs(2), "took {took:?} to stop");
 }
