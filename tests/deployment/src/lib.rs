@@ -1,12 +1,17 @@
 //! Offline checks of `deployment/`: `cargo test --release -p deployment-checks`.
 //!
 //! - [`schema`]: every YAML document under `deployment/` against the Kubernetes
-//!   1.32 strict JSON schemas and the SpinKube v0.6.1 CRDs of `../shared/schemas`,
-//!   with the keys that a CRD does not define rejected as well;
+//!   1.32 strict JSON schemas and the SpinKube CRDs (spin-operator v0.6.1,
+//!   runtime-class-manager v0.2.0) vendored in `deployment/schemas/`, with the
+//!   keys that a CRD does not define rejected as well;
 //! - [`cross_checks`]: what the manifests say about each other, `spin.toml`, the
 //!   component's routes, `buildspec.yml` and the spin-operator's behaviour;
+//! - [`network_policy`]: egress peers as the EKS network policy agent enforces
+//!   them for calls through a Service's ClusterIP;
 //! - [`pod_security`]: the pods we ship against the "restricted" Pod Security
 //!   Standard;
+//! - [`shim`]: runtime-class-manager's Shim, the RuntimeClass it installs, and
+//!   the fallback installer;
 //! - [`usage_logger`]: the poller's script, run against a local HTTP server;
 //! - [`postgres`]: the seed job's script and the read-only role, run against a
 //!   throwaway PostgreSQL 15.
@@ -20,6 +25,8 @@ mod cross_checks;
 #[cfg(test)]
 mod manifests;
 #[cfg(test)]
+mod network_policy;
+#[cfg(test)]
 mod operator;
 #[cfg(test)]
 mod pod_security;
@@ -27,5 +34,7 @@ mod pod_security;
 mod postgres;
 #[cfg(test)]
 mod schema;
+#[cfg(test)]
+mod shim;
 #[cfg(test)]
 mod usage_logger;
