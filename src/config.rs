@@ -20,6 +20,7 @@ pub enum Setting {
     Host,
     Port,
     Name,
+    SslMode,
 }
 
 impl Setting {
@@ -31,6 +32,7 @@ impl Setting {
             Setting::Host => "db_host",
             Setting::Port => "db_port",
             Setting::Name => "db_name",
+            Setting::SslMode => "db_sslmode",
         }
     }
 
@@ -41,6 +43,8 @@ impl Setting {
             Setting::Host => Some("127.0.0.1"),
             Setting::Port => Some("5432"),
             Setting::Name => Some("postgres"),
+            // Spin's own default: TLS when the server offers it.
+            Setting::SslMode => Some("prefer"),
         }
     }
 }
@@ -52,6 +56,8 @@ pub enum ConfigError {
     Missing(Setting),
     /// `db_port` is not a TCP port number.
     InvalidPort,
+    /// `db_sslmode` is not a mode Spin's PostgreSQL client takes.
+    InvalidSslMode,
     /// The variables interface failed; the text comes from the host.
     Unreadable { setting: Setting, reason: String },
 }
@@ -69,9 +75,46 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidPort => {
                 write!(f, "variable db_port must be a TCP port number from 1 to 65535")
             }
+            ConfigError::InvalidSslMode => write!(
+                f,
+                "variable db_sslmode must be disable, prefer or require (Spin's PostgreSQL \
+                 client takes no other mode)"
+            ),
             ConfigError::Unreadable { setting, reason } => {
                 write!(f, "variable {} cannot be read: {reason}", setting.variable())
             }
+        }
+    }
+}
+
+/// Whether the connection to PostgreSQL uses TLS: the `sslmode`s of Spin's
+/// client (tokio-postgres), which verifies the server's certificate against the
+/// runtime's trust store whenever it uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it: someone in the path can refuse it for the server.
+    Prefer,
+    /// TLS or no connection.
+    Require,
+}
+
+impl SslMode {
+    fn parse(text: &str) -> Result<SslMode, ConfigError> {
+        match text {
+            "disable" => Ok(SslMode::Disable),
+            "prefer" => Ok(SslMode::Prefer),
+            "require" => Ok(SslMode::Require),
+            _ => Err(ConfigError::InvalidSslMode),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
         }
     }
 }
@@ -84,6 +127,7 @@ pub struct DbSettings {
     pub host: String,
     pub port: u16,
     pub name: String,
+    pub sslmode: SslMode,
 }
 
 impl fmt::Debug for DbSettings {
@@ -94,6 +138,7 @@ impl fmt::Debug for DbSettings {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("name", &self.name)
+            .field("sslmode", &self.sslmode)
             .finish()
     }
 }
@@ -128,6 +173,7 @@ impl DbSettings {
             host: read(Setting::Host)?,
             port,
             name: read(Setting::Name)?,
+            sslmode: SslMode::parse(&read(Setting::SslMode)?)?,
         })
     }
 
@@ -151,7 +197,8 @@ impl DbSettings {
         url.set_path(&format!("/{}", encode(&self.name)));
         let options = format!("-c statement_timeout={}", statement_timeout.as_millis());
         url.set_query(Some(&format!(
-            "connect_timeout={}&application_name=coworking-analytics&options={}",
+            "sslmode={}&connect_timeout={}&application_name=coworking-analytics&options={}",
+            self.sslmode.as_str(),
             CONNECT_TIMEOUT.as_secs(),
             encode(&options)
         )));
@@ -226,6 +273,55 @@ mod tests {
     }
 
     #[test]
+    fn sslmode_is_one_of_spins_three_modes() {
+        let with = |mode: &str| {
+            load(&[
+                ("db_username", "u"),
+                ("db_password", "p"),
+                ("db_sslmode", mode),
+            ])
+        };
+        assert_eq!(with("").unwrap().sslmode, SslMode::Prefer, "the default");
+        for (text, mode, parsed) in [
+            (
+                "disable",
+                SslMode::Disable,
+                tokio_postgres::config::SslMode::Disable,
+            ),
+            (
+                "prefer",
+                SslMode::Prefer,
+                tokio_postgres::config::SslMode::Prefer,
+            ),
+            (
+                "require",
+                SslMode::Require,
+                tokio_postgres::config::SslMode::Require,
+            ),
+        ] {
+            let settings = with(text).unwrap();
+            assert_eq!(settings.sslmode, mode);
+            let config: tokio_postgres::Config = settings.address(CONNECT_TIMEOUT).parse().unwrap();
+            assert_eq!(config.get_ssl_mode(), parsed, "{text}");
+        }
+        for bad in [
+            "verify-full",
+            "verify-ca",
+            "allow",
+            "REQUIRE",
+            " require",
+            "on",
+        ] {
+            let err = with(bad).unwrap_err();
+            assert_eq!(err, ConfigError::InvalidSslMode, "{bad:?}");
+            assert!(
+                err.to_string().starts_with("variable db_sslmode must be"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn host_errors_name_the_variable() {
         let err = DbSettings::load(|_| Err("provider down".to_owned())).unwrap_err();
         assert!(err
@@ -270,8 +366,12 @@ mod tests {
         assert_eq!(decode(url.username()), "us@er:1");
         assert_eq!(decode(url.password().unwrap()), "p@ss:w/rd#1?% &'\"é 日本");
         assert_eq!(decode(&url.path()[1..]), "my/db?x");
+        assert_eq!(
+            parsed.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Prefer
+        );
         assert!(address.ends_with(
-            "?connect_timeout=2&application_name=coworking-analytics&options=%2Dc%20statement%5Ftimeout%3D2500"
+            "?sslmode=prefer&connect_timeout=2&application_name=coworking-analytics&options=%2Dc%20statement%5Ftimeout%3D2500"
         ));
     }
 

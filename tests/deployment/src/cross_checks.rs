@@ -158,6 +158,11 @@ fn key_refs_resolve(referrers: &[Document], providers: &[Document], source: &str
             for (path, reference) in find(document, member) {
                 let name = reference["name"].as_str().unwrap_or_default();
                 let key = reference["key"].as_str().unwrap_or_default();
+                // An optional reference may name what does not exist: the
+                // variable then takes its default.
+                if reference["optional"] == true {
+                    continue;
+                }
                 let message = match keys.get(&(kind, name)) {
                     None => format!("{source} defines no {kind} {name}"),
                     Some(defined) if !defined.contains(key) => format!(
@@ -661,6 +666,48 @@ fn the_spin_app_takes_its_settings_from_configmap_yaml_and_every_other_ref_resol
     );
 }
 
+/// `db_sslmode` came after the Flask deployment, whose ConfigMap has no
+/// `DB_SSLMODE`: the reference is optional, so that ConfigMap keeps working and
+/// spin.toml's default applies; a required reference to a missing key would
+/// keep the pods from starting.
+#[test]
+fn the_sslmode_comes_from_an_optional_key_of_the_flask_configmap() {
+    let app = manifests::object("SpinApp", "coworking");
+    let variables = app.at("/spec/variables").and_then(Value::as_array).unwrap();
+    let sslmode = variables
+        .iter()
+        .find(|variable| variable["name"] == "db_sslmode")
+        .expect("the SpinApp sets db_sslmode");
+    assert_eq!(
+        sslmode["valueFrom"],
+        serde_json::json!({"configMapKeyRef": {"name": "postgres-config", "key": "DB_SSLMODE", "optional": true}})
+    );
+    assert_eq!(
+        spin_toml_variables().get("db_sslmode"),
+        Some(&false),
+        "it has a default"
+    );
+
+    // Optional references may name a missing key; the others may not.
+    let settings = manifests::file("deployment/configmap.yaml");
+    let referrer = |optional: bool| {
+        parse(
+            "deployment/coworking.yaml",
+            &format!(
+                "kind: SpinApp\nmetadata: {{name: coworking}}\nspec:\n  variables:\n\
+                 \x20   - {{name: db_sslmode, valueFrom: {{configMapKeyRef: \
+                 {{name: postgres-config, key: DB_SSLMODE, optional: {optional}}}}}}}\n"
+            ),
+        )
+        .unwrap()
+    };
+    assert!(key_refs_resolve(&referrer(true), &settings, "deployment/configmap.yaml").is_empty());
+    assert_eq!(
+        key_refs_resolve(&referrer(false), &settings, "deployment/configmap.yaml").len(),
+        1
+    );
+}
+
 #[test]
 fn configmap_yaml_has_the_flask_deployments_names_and_keys() {
     let keys = defined_keys(deployment());
@@ -990,8 +1037,7 @@ fn the_spin_app_runs_in_the_arm64_spin_runtime_class() {
     let class = manifests::object("RuntimeClass", class_name);
     assert_eq!(class.file, "deployment/spinkube/runtime-class.yaml");
     assert_eq!(class_name, "wasmtime-spin-v2");
-    // The containerd runtime name that the shim's node installer registers.
-    assert_eq!(class.str_at("/handler"), Some("spin"));
+    // Its handler and nodes: the shim module's checks.
     assert_eq!(
         class.str_at("/scheduling/nodeSelector/kubernetes.io~1arch"),
         Some("arm64")

@@ -25,7 +25,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use crate::key_value::KeyValueStores;
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
-use crate::postgres::Pools;
+use crate::postgres::{Pools, TrustStore};
 use crate::server::{App, Server, State};
 use crate::variables::{ComponentVariables, Lookup, Resolved};
 
@@ -98,7 +98,8 @@ impl HostBuilder {
         self
     }
 
-    /// The environment the `SPIN_VARIABLE_*` provider reads, instead of the process's.
+    /// The environment the host reads instead of the process's: the
+    /// `SPIN_VARIABLE_*` provider, and `SSL_CERT_FILE` for TLS to PostgreSQL.
     pub fn environment<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -152,7 +153,10 @@ impl HostBuilder {
             .then(|| MemoryOutputPipe::new(CAPTURE_CAPACITY));
         let app = App {
             variables: ComponentVariables::new(&manifest, &resolved)?,
-            pools: Pools::new(OutboundPolicy::new(&allowed)?),
+            pools: Pools::new(
+                OutboundPolicy::new(&allowed)?,
+                TrustStore::from_environment(&self.environment)?,
+            ),
             key_value: KeyValueStores::new(&manifest.component.key_value_stores),
             logs: logs.clone(),
             peak_memory: Default::default(),

@@ -32,13 +32,44 @@ pub struct PgConnection(Object);
 /// The pools of one application, by address string.
 pub struct Pools {
     policy: OutboundPolicy,
+    trust: TrustStore,
     pools: Mutex<HashMap<String, Pool>>,
 }
 
+/// The certificates that TLS to PostgreSQL trusts beyond the system's: Spin's
+/// native-tls (OpenSSL) reads the runtime process's `SSL_CERT_FILE`, a PEM
+/// bundle, in place of the system's bundle file (the system's directory of
+/// certificates stays). The host reads it from the environment it was given,
+/// so that each test can have a trust store of its own.
+#[derive(Default)]
+pub struct TrustStore(Vec<native_tls::Certificate>);
+
+impl TrustStore {
+    pub fn from_environment(environment: &HashMap<String, String>) -> Result<TrustStore> {
+        let Some(file) = environment.get("SSL_CERT_FILE") else {
+            return Ok(TrustStore::default());
+        };
+        let pem =
+            std::fs::read(file).map_err(|err| anyhow::anyhow!("SSL_CERT_FILE {file}: {err}"))?;
+        let certificates = native_tls::Certificate::stack_from_pem(&pem)
+            .map_err(|err| anyhow::anyhow!("SSL_CERT_FILE {file}: {err}"))?;
+        Ok(TrustStore(certificates))
+    }
+
+    fn connector(&self) -> Result<native_tls::TlsConnector, native_tls::Error> {
+        let mut builder = native_tls::TlsConnector::builder();
+        for certificate in &self.0 {
+            builder.add_root_certificate(certificate.clone());
+        }
+        builder.build()
+    }
+}
+
 impl Pools {
-    pub fn new(policy: OutboundPolicy) -> Pools {
+    pub fn new(policy: OutboundPolicy, trust: TrustStore) -> Pools {
         Pools {
             policy,
+            trust,
             pools: Mutex::new(HashMap::new()),
         }
     }
@@ -60,7 +91,9 @@ impl Pools {
             .check(address)
             .map_err(Error::ConnectionFailed)?;
         let connect_timeout = config.get_connect_timeout().copied();
-        let tls = native_tls::TlsConnector::new()
+        let tls = self
+            .trust
+            .connector()
             .map_err(|err| Error::ConnectionFailed(err.to_string()))?;
         let manager = Manager::from_config(
             config,
@@ -73,7 +106,7 @@ impl Pools {
         );
         // tokio-postgres bounds only the TCP connect by `connect_timeout`; Spin was
         // seen to fail `open` within it on a server that accepts and never answers
-        // (../shared/notes/spin-runtime.md), so the whole connection setup is bounded.
+        // (tests/host/spin-runtime.md), so the whole connection setup is bounded.
         let pool = Pool::builder(manager)
             .max_size(MAX_CONNECTIONS)
             .runtime(Runtime::Tokio1)
