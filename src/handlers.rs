@@ -24,6 +24,11 @@ fn handle(req: Request) -> Response {
         Dispatch::Options => render::options(),
         Dispatch::MethodNotAllowed => render::method_not_allowed(),
         Dispatch::NotFound => render::not_found(),
+        Dispatch::Redirect(path) => {
+            let host = routes::request_host(req.uri());
+            let location = routes::redirect_location(host.as_deref(), &path, req.query());
+            render::redirect(&location)
+        }
     }
 }
 

@@ -62,6 +62,36 @@ pub fn method_not_allowed() -> Response {
     response
 }
 
+/// Werkzeug's redirect (`werkzeug.utils.redirect`, 308 from the router): the
+/// target in `Location` and in a short HTML page.
+pub fn redirect(location: &str) -> Response {
+    let escaped = html_escape(location);
+    let page = format!(
+        "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n\
+         <h1>Redirecting...</h1>\n<p>You should be redirected automatically to the target URL: \
+         <a href=\"{escaped}\">{escaped}</a>. If not, click the link.\n"
+    );
+    let mut response = response(308, HTML, page.into_bytes());
+    response.set_header("location", location);
+    response
+}
+
+/// Python's `html.escape(text)`, which Werkzeug's pages use.
+fn html_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#x27;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
 /// Flask answers OPTIONS itself: 200, no body, the allowed methods.
 pub fn options() -> Response {
     let mut response = response(200, HTML, Vec::new());
@@ -176,6 +206,14 @@ fn python_year(year: i32) -> Result<u32, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_escape_like_pythons_html_escape() {
+        assert_eq!(
+            html_escape("http://h/a?b=1&c=<d>\"'"),
+            "http://h/a?b=1&amp;c=&lt;d&gt;&quot;&#x27;"
+        );
+    }
 
     #[test]
     fn datetimes_print_like_python() {
