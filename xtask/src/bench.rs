@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,7 @@ use crate::dev::{
     build_component, ensure_debian_packages, ensure_wasm_target, project_root, run, POSTGRESQL,
     SUDO, WRK,
 };
-use crate::postgres::Cluster;
+use crate::postgres::{free_port, Cluster};
 
 const PASSWORD: &str = "coworking bench";
 const UP_SQL: &str = "db/migrations/001_report_rollups.up.sql";
@@ -234,7 +234,7 @@ fn write_db(rollups: bool) -> &'static str {
 /// look for them: the project's `target/`. Returns the host binary.
 fn build(root: &Path) -> Result<PathBuf> {
     build_component(root)?;
-    run(Command::new(crate::dev::cargo()).current_dir(root).args([
+    run(crate::dev::cargo_command().current_dir(root).args([
         "build",
         "--release",
         "--locked",
@@ -783,10 +783,6 @@ impl Drop for BenchDb {
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 #[cfg(test)]

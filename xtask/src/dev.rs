@@ -33,6 +33,10 @@ pub struct UpArgs {
     /// Use the project's test host even when a Spin CLI is on PATH.
     #[arg(long)]
     test_host: bool,
+    /// Leave the report rollups out (and roll back ones applied before), to try
+    /// the reports' fallback over the tokens table.
+    #[arg(long)]
+    without_rollups: bool,
 }
 
 pub fn test(args: TestArgs) -> Result<()> {
@@ -40,7 +44,7 @@ pub fn test(args: TestArgs) -> Result<()> {
     ensure_wasm_target()?;
     ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI])?;
     build_component(&root)?;
-    run(Command::new(cargo())
+    run(cargo_command()
         .current_dir(&root)
         .args(["test", "--workspace", "--release", "--locked"])
         .args(&args.cargo_test_args))
@@ -51,6 +55,7 @@ pub fn up(args: UpArgs) -> Result<()> {
     ensure_wasm_target()?;
     ensure_debian_packages(&[POSTGRESQL, SUDO])?;
     let db = start_local_postgres(&root, args.db_port)?;
+    set_up_rollups(&root, &db, !args.without_rollups)?;
     // Keep Ctrl-C for the server: it stops, then we stop the database.
     ctrlc::set_handler(|| {}).context("install the Ctrl-C handler")?;
     let served = serve(&root, &db, &args);
@@ -78,9 +83,13 @@ fn serve(root: &Path, db: &Cluster, args: &UpArgs) -> Result<()> {
                 "xtask: no Spin CLI {SPIN_VERSIONS} on PATH (or --test-host given): running the \
                  component in the project's test host (tests/host), a stand-in for `spin up`"
             );
+            println!(
+                "xtask: building the component (wasm32-wasip2) and the test host (wasmtime, \
+                 release): minutes on a fresh checkout, seconds after that"
+            );
             build_component(root)?;
-            let mut host = Command::new(cargo());
-            host.args(["run", "--release", "--quiet", "-p", "spin-test-host", "--"])
+            let mut host = cargo_command();
+            host.args(["run", "--release", "-p", "spin-test-host", "--"])
                 .args(["--from", "spin.toml", "--listen", &args.listen]);
             host
         }
@@ -106,7 +115,7 @@ fn supported_spin() -> Option<String> {
 
 /// Build the release wasm component, where `spin.toml` names it.
 pub fn build_component(root: &Path) -> Result<()> {
-    run(Command::new(cargo()).current_dir(root).args([
+    run(cargo_command().current_dir(root).args([
         "build",
         "--target",
         WASM_TARGET,
@@ -130,8 +139,8 @@ pub fn ensure_wasm_target() -> Result<()> {
     }
     println!("xtask: installing the {WASM_TARGET} target");
     run(Command::new("rustup").args(["target", "add", WASM_TARGET])).context(
-        "rustup could not add the target; without rustup downloads, see \
-         ../shared/toolchain/README.md",
+        "rustup could not add the target: it downloads it from static.rust-lang.org, \
+         which must be reachable (or set RUSTUP_DIST_SERVER to a mirror)",
     )
 }
 
@@ -216,6 +225,40 @@ fn start_local_postgres(root: &Path, port: u16) -> Result<Cluster> {
     Ok(db)
 }
 
+/// The migrations of `db/migrations/`: all applied (each is idempotent), so
+/// that the reports take their fast path as in production; or, `without`,
+/// rolled back in reverse order, so that the fallback over `tokens` can be tried.
+fn set_up_rollups(root: &Path, db: &Cluster, apply: bool) -> Result<()> {
+    let suffix = if apply { ".up.sql" } else { ".down.sql" };
+    let mut files: Vec<PathBuf> = fs::read_dir(root.join("db/migrations"))?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<std::io::Result<_>>()?;
+    files.retain(|path| path.to_string_lossy().ends_with(suffix));
+    files.sort();
+    if !apply {
+        files.reverse();
+    }
+    for file in &files {
+        db.psql_file(file, "postgres")?;
+    }
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|file| Some(file.file_name()?.to_string_lossy().into_owned()))
+        .collect();
+    if apply {
+        println!(
+            "xtask: applied the report rollups ({}); --without-rollups rolls them back",
+            names.join(", ")
+        );
+    } else {
+        println!(
+            "xtask: rolled the report rollups back ({}): the reports read the tokens table",
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn random_hex(bytes: usize) -> std::io::Result<String> {
     use std::io::Read;
     let mut buffer = vec![0u8; bytes];
@@ -252,8 +295,35 @@ pub fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-pub fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+/// A cargo command for the build, without the variables that `cargo run` set
+/// for xtask itself. A cargo started with them passes them on to build
+/// scripts: `ring`'s sees `CARGO_MANIFEST_DIR` and the `CARGO_PKG_*` of xtask
+/// instead of none, and every switch between a plain `cargo build` and
+/// `cargo xtask` rebuilds ring, rustls, wasmtime-wasi-http and the host.
+pub fn cargo_command() -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_set_by_cargo_run) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// The variables cargo sets for the program that `cargo run` starts, about that
+/// program's package. `CARGO` (the cargo binary) and the user's own `CARGO_*`
+/// settings (`CARGO_HOME`, `CARGO_TARGET_DIR`, ...) are kept.
+fn is_set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 pub fn project_root() -> PathBuf {
@@ -261,4 +331,91 @@ pub fn project_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the project root")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo xtask` shows cargo's progress: a first build takes minutes.
+    #[test]
+    fn the_alias_does_not_hide_cargos_progress() {
+        let config = fs::read_to_string(project_root().join(".cargo/config.toml")).unwrap();
+        let config: toml::Table = config.parse().unwrap();
+        let alias = config["alias"]["xtask"].as_str().unwrap();
+        assert!(
+            !alias.contains("--quiet") && !alias.contains(" -q"),
+            "{alias}"
+        );
+    }
+
+    /// `up` applies the migrations by default, and rolls them back with
+    /// `--without-rollups`; both run again without harm.
+    #[test]
+    fn up_applies_the_rollups_or_rolls_them_back() {
+        let root = project_root();
+        let dir = std::env::temp_dir().join(format!("xtask-up-rollups-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let db = Cluster::new(&dir, crate::postgres::free_port().unwrap());
+        db.init("up-rollups-test").unwrap();
+        db.start(&[]).unwrap();
+        let has_rollups = || {
+            let output = db
+                .client("psql", "postgres")
+                .unwrap()
+                .args([
+                    "-tAc",
+                    "SELECT to_regclass('analytics.daily_used_tokens') IS NOT NULL",
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&output.stdout).trim() == "t"
+        };
+        let outcome = (|| -> Result<Vec<bool>> {
+            db.load_seed(&root, "postgres")?;
+            let mut seen = vec![has_rollups()];
+            for apply in [true, true, false, false, true] {
+                set_up_rollups(&root, &db, apply)?;
+                seen.push(has_rollups());
+            }
+            Ok(seen)
+        })();
+        let _ = db.stop("immediate");
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(outcome.unwrap(), [false, true, true, false, false, true]);
+    }
+
+    /// `cargo test` sets these for the test binary, as `cargo run` does for xtask.
+    #[test]
+    fn child_cargo_commands_drop_what_cargo_run_set_for_xtask() {
+        let command = cargo_command();
+        let removed: Vec<String> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        for name in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_PKG_VERSION"] {
+            assert!(
+                std::env::var_os(name).is_some(),
+                "cargo sets {name} for tests"
+            );
+            assert!(
+                removed.iter().any(|r| r == name),
+                "{name} is passed on: {removed:?}"
+            );
+        }
+        assert!(
+            !removed.iter().any(|r| r == "CARGO"),
+            "CARGO names cargo itself"
+        );
+        assert!(is_set_by_cargo_run("CARGO_PKG_VERSION_MAJOR"));
+        for kept in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_TERM_COLOR",
+        ] {
+            assert!(!is_set_by_cargo_run(kept), "{kept}");
+        }
+    }
 }

@@ -147,6 +147,11 @@ impl Cluster {
     }
 }
 
+/// A loopback port that nothing listens on now.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// A server program, run as `postgres` when we are root: PostgreSQL refuses to
 /// run as root.
 fn server_command(program: &str) -> Command {
