@@ -3,16 +3,21 @@
 -- it), nothing else. Put its name in the ConfigMap postgres-config (DB_USERNAME)
 -- and its password in the Secret postgres-password (DB_PASSWORD).
 --
---   psql -v ro_role=coworking_analytics -v ro_password="$PASSWORD" -f readonly-role.sql
+--   read -rs RO_PASSWORD && export RO_PASSWORD
+--   psql -v ro_role=coworking_analytics -f readonly-role.sql
 --
--- Run it as the owner of the tables (on RDS, the master user when it created
--- them), in the service's database. Idempotent: run it again after a migration
+-- The password comes from the environment variable RO_PASSWORD, never from the
+-- command line, where `ps` and the shell's history would show it (psql 15 or
+-- later: \getenv). Run it as the owner of the tables (on RDS, the master user
+-- when it created them), connected to the service's database (DB_NAME): the
+-- grants are on current_database(). Idempotent: run it again after a migration
 -- that adds tables to analytics, and to change the password.
 \set ON_ERROR_STOP on
 
+\getenv ro_password RO_PASSWORD
 \if :{?ro_password}
 \else
-DO $$ BEGIN RAISE EXCEPTION 'readonly-role.sql needs the role''s password: psql -v ro_password=...'; END $$;
+DO $$ BEGIN RAISE EXCEPTION 'readonly-role.sql needs the role''s password in the environment variable RO_PASSWORD'; END $$;
 \endif
 \if :{?ro_role}
 \else
