@@ -1,6 +1,9 @@
-//! `fermyon:spin/key-value@2.0.0` with the default store only, kept in memory
-//! for the life of the host, as containerd-shim-spin keeps it (`spin up` keeps it
-//! in a SQLite file under `.spin/`). A component may open only the stores that
+//! `fermyon:spin/key-value@2.0.0`: the stores a runtime config defines (as
+//! `spin up --runtime-config-file` and the shim's `/runtime-config.toml` do),
+//! each of `type = "spin"` without a `path`, which Spin keeps in memory for the
+//! life of the app; and the `default` store, which Spin has without a runtime
+//! config too (in SQLite under `.spin/`: this host keeps it in memory, as the
+//! project's runtime config asks). A component may open only the stores that
 //! its `key_value_stores` lists.
 
 use std::collections::HashMap;
@@ -11,20 +14,22 @@ use wasmtime::component::Resource;
 use crate::bindings::fermyon::spin::key_value::{Error, Host, HostStore};
 use crate::server::State;
 
-const DEFAULT_STORE: &str = "default";
+type Map = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
-/// The stores of one application. The manifest may list no store but
-/// `default` (the host has no runtime config to define others).
+/// The stores of one application that its component may open.
 pub struct KeyValueStores {
-    default_allowed: bool,
-    default: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    stores: HashMap<String, Map>,
 }
 
 impl KeyValueStores {
+    /// The stores of `allowed` (the component's `key_value_stores`), each
+    /// empty. Every label must be defined: `default` always is.
     pub fn new(allowed: &[String]) -> KeyValueStores {
         KeyValueStores {
-            default_allowed: allowed.iter().any(|label| label == DEFAULT_STORE),
-            default: Default::default(),
+            stores: allowed
+                .iter()
+                .map(|label| (label.clone(), Map::default()))
+                .collect(),
         }
     }
 }
@@ -46,13 +51,11 @@ impl Host for State {}
 
 impl HostStore for State {
     async fn open(&mut self, label: String) -> Result<Resource<StoreHandle>, Error> {
-        let stores = &self.app.key_value;
-        if label != DEFAULT_STORE || !stores.default_allowed {
+        let Some(store) = self.app.key_value.stores.get(&label) else {
             return Err(Error::AccessDenied);
-        }
-        self.table
-            .push(StoreHandle(stores.default.clone()))
-            .map_err(|_| Error::StoreTableFull)
+        };
+        let handle = StoreHandle(store.clone());
+        self.table.push(handle).map_err(|_| Error::StoreTableFull)
     }
 
     async fn get(

@@ -1,13 +1,16 @@
 //! A wasmtime host that serves a Spin HTTP component the way Spin 3.4–4.0 does,
 //! for the interfaces Coworking Analytics uses: `wasi:http` (through
-//! `wasmtime-wasi-http`), `spin:postgres/postgres@4.0.0`, Spin variables, the
-//! default key-value store and `allowed_outbound_hosts`. It reads the real
-//! `spin.toml`. A test and benchmark tool, not a production runtime.
+//! `wasmtime-wasi-http`), `spin:postgres/postgres@4.0.0`, `wasi:sockets`, Spin
+//! variables, key-value stores and `allowed_outbound_hosts`. It reads the real
+//! `spin.toml` and Spin's runtime config. A test and benchmark tool, not a
+//! production runtime.
 
+mod capture;
 mod key_value;
 mod manifest;
 mod outbound;
 mod postgres;
+mod runtime_config;
 mod server;
 mod variables;
 
@@ -17,17 +20,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::capture::CapturedOutput;
 use crate::key_value::KeyValueStores;
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::postgres::{Pools, TrustStore};
+pub use crate::runtime_config::RuntimeConfig;
 use crate::server::{App, Server, State};
-use crate::variables::{ComponentVariables, Lookup, Resolved};
+use crate::variables::{shim_environment, ComponentVariables, Lookup, Resolved};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -40,9 +44,6 @@ mod bindings {
         },
     });
 }
-
-/// How much guest output a capturing host keeps.
-const CAPTURE_CAPACITY: usize = 256 << 20;
 
 impl bindings::fermyon::spin::variables::Host for State {
     async fn get(
@@ -68,6 +69,8 @@ pub struct HostBuilder {
     capture_logs: bool,
     log_requests: bool,
     max_instance_memory: Option<usize>,
+    runtime_config: Option<PathBuf>,
+    shim_environment: bool,
 }
 
 impl HostBuilder {
@@ -83,7 +86,23 @@ impl HostBuilder {
             capture_logs: false,
             log_requests: false,
             max_instance_memory: None,
+            runtime_config: None,
+            shim_environment: false,
         }
+    }
+
+    /// Spin's runtime config file, like `spin up --runtime-config-file`.
+    pub fn runtime_config(mut self, path: impl AsRef<Path>) -> Self {
+        self.runtime_config = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Read the variables as containerd-shim-spin does: a plain environment
+    /// variable named like an app variable in upper case (`DB_PORT`) wins over
+    /// its `SPIN_VARIABLE_` name. `spin up` reads the prefixed names only.
+    pub fn shim_environment(mut self) -> Self {
+        self.shim_environment = true;
+        self
     }
 
     /// Serve this file instead of the component's `source`.
@@ -141,22 +160,38 @@ impl HostBuilder {
     /// required one has no value), compile the component and start serving.
     pub async fn start(self) -> Result<RunningHost> {
         let manifest = Manifest::load(&self.manifest)?;
-        let resolved = Resolved::resolve(&manifest, &self.variables, &self.environment)?;
+        let runtime_config = match &self.runtime_config {
+            Some(path) => RuntimeConfig::load(path)?,
+            None => RuntimeConfig::default(),
+        };
+        if let Some(label) = manifest
+            .component
+            .key_value_stores
+            .iter()
+            .find(|label| !runtime_config.defines_store(label))
+        {
+            bail!("key-value store {label:?} is not defined: define it in a runtime config");
+        }
+        let environment = if self.shim_environment {
+            shim_environment(&manifest, &self.environment)
+        } else {
+            self.environment.clone()
+        };
+        let resolved = Resolved::resolve(&manifest, &self.variables, &environment)?;
         let allowed = manifest
             .component
             .allowed_outbound_hosts
             .iter()
             .map(|entry| resolved.expand(entry))
             .collect::<Result<Vec<_>>>()?;
-        let logs = self
-            .capture_logs
-            .then(|| MemoryOutputPipe::new(CAPTURE_CAPACITY));
+        let logs = self.capture_logs.then(CapturedOutput::default);
+        let outbound = OutboundPolicy::new(&allowed)?;
         let app = App {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
             variables: ComponentVariables::new(&manifest, &resolved)?,
-            pools: Pools::new(
-                OutboundPolicy::new(&allowed)?,
-                TrustStore::from_environment(&self.environment)?,
-            ),
+            outbound: outbound.clone(),
+            pools: Pools::new(outbound, TrustStore::from_environment(&self.environment)?),
             key_value: KeyValueStores::new(&manifest.component.key_value_stores),
             logs: logs.clone(),
             peak_memory: Default::default(),
@@ -184,7 +219,7 @@ impl HostBuilder {
 pub struct RunningHost {
     addr: SocketAddr,
     app: Arc<App>,
-    logs: Option<MemoryOutputPipe>,
+    logs: Option<CapturedOutput>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -203,6 +238,16 @@ impl RunningHost {
             .as_ref()
             .map(|logs| String::from_utf8_lossy(&logs.contents()).into_owned())
             .unwrap_or_default()
+    }
+
+    /// The component's captured output write by write, as Spin's stdio passes
+    /// each to the log.
+    pub fn log_writes(&self) -> Vec<String> {
+        self.logs
+            .iter()
+            .flat_map(|logs| logs.writes())
+            .map(|write| String::from_utf8_lossy(&write).into_owned())
+            .collect()
     }
 
     /// The largest linear memory that one instance has grown to, in bytes.

@@ -33,6 +33,9 @@ struct Args {
     /// shim reads; no limit without either).
     #[arg(long, value_name = "BYTES")]
     max_instance_memory: Option<usize>,
+    /// Spin's runtime config (key-value stores), as `spin up --runtime-config-file`.
+    #[arg(long, value_name = "FILE")]
+    runtime_config_file: Option<PathBuf>,
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
@@ -67,6 +70,9 @@ async fn run(args: Args) -> Result<()> {
     };
     if let Some(bytes) = max_instance_memory {
         builder = builder.max_instance_memory(bytes);
+    }
+    if let Some(file) = &args.runtime_config_file {
+        builder = builder.runtime_config(file);
     }
     for (name, value) in &args.variables {
         builder = builder.variable(name, value);

@@ -12,11 +12,21 @@ use serde::Deserialize;
 struct RawManifest {
     spin_manifest_version: u32,
     #[serde(default)]
+    application: RawApplication,
+    #[serde(default)]
     variables: BTreeMap<String, RawVariable>,
     #[serde(default)]
     trigger: RawTriggers,
     #[serde(default)]
     component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawApplication {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    version: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +85,9 @@ pub struct Component {
 
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// `[application]` `name` and `version`, which `/.well-known/spin/info` shows.
+    pub name: String,
+    pub version: String,
     pub variables: BTreeMap<String, Variable>,
     pub component: Component,
 }
@@ -121,15 +134,9 @@ impl Manifest {
         for name in component.variables.keys() {
             validate_name(name)?;
         }
-        // Stores other than `default` need a runtime config, which this host lacks.
-        if let Some(label) = component
-            .key_value_stores
-            .iter()
-            .find(|label| *label != "default")
-        {
-            bail!("key-value store {label:?} is not defined (only \"default\" is supported)");
-        }
         Ok(Manifest {
+            name: raw.application.name,
+            version: raw.application.version,
             variables,
             component: Component {
                 route: trigger.route.clone(),
@@ -190,22 +197,13 @@ command = "cargo build"
             Some("127.0.0.1")
         );
         assert_eq!(manifest.component.route, "/...");
+        assert_eq!(
+            (manifest.name.as_str(), manifest.version.as_str()),
+            ("app", "")
+        );
         assert_eq!(manifest.component.source, Path::new("/app/target/app.wasm"));
         assert_eq!(manifest.component.variables["host"], "{{ host }}");
         assert_eq!(manifest.component.key_value_stores, ["default"]);
-    }
-
-    #[test]
-    fn only_the_default_key_value_store_is_served() {
-        let other = MANIFEST.replace(
-            r#"key_value_stores = ["default"]"#,
-            r#"key_value_stores = ["cache"]"#,
-        );
-        let err = Manifest::parse(&other, Path::new(".")).unwrap_err();
-        assert!(
-            err.to_string().contains("\"cache\" is not defined"),
-            "{err}"
-        );
     }
 
     #[test]

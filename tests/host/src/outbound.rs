@@ -1,7 +1,10 @@
-//! `allowed_outbound_hosts` for PostgreSQL, as Spin checks it: the manifest's
-//! entries (templates expanded at load time) against every host and port of the
-//! address a component opens.
+//! `allowed_outbound_hosts`, as Spin checks it: the manifest's entries
+//! (templates expanded at load time) against every host and port of the
+//! PostgreSQL address a component opens, and against the address of every TCP
+//! or UDP socket it connects (wasi:sockets: Spin checks the socket's IP address
+//! and port, so a `tcp://` entry with a host name admits no socket).
 
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
@@ -45,9 +48,16 @@ impl AllowedHost {
         })
     }
 
-    fn allows(&self, host: &str, port: u16) -> bool {
-        (self.scheme == "*" || self.scheme == "postgres")
-            && (self.host == "*" || self.host.eq_ignore_ascii_case(host))
+    fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        let same_host = match (
+            self.host.trim_matches(['[', ']']).parse::<IpAddr>(),
+            host.trim_matches(['[', ']']).parse::<IpAddr>(),
+        ) {
+            (Ok(allowed), Ok(host)) => allowed == host,
+            _ => self.host.eq_ignore_ascii_case(host),
+        };
+        (self.scheme == "*" || self.scheme == scheme)
+            && (self.host == "*" || same_host)
             && self.port.is_none_or(|allowed| allowed == port)
     }
 }
@@ -86,7 +96,7 @@ impl OutboundPolicy {
             let permitted = self
                 .allowed
                 .iter()
-                .any(|allowed| allowed.allows(host, port.unwrap_or(POSTGRES_PORT)));
+                .any(|allowed| allowed.allows("postgres", host, port.unwrap_or(POSTGRES_PORT)));
             if !permitted {
                 let address = match port {
                     Some(port) => format!("postgres://{host}:{port}"),
@@ -96,6 +106,15 @@ impl OutboundPolicy {
             }
         }
         Ok(config)
+    }
+
+    /// Whether a component may connect a socket of `scheme` (`tcp`, `udp`) to
+    /// `address`: its IP address must be an entry's host.
+    pub fn allows_socket(&self, scheme: &str, address: SocketAddr) -> bool {
+        let host = address.ip().to_string();
+        self.allowed
+            .iter()
+            .any(|allowed| allowed.allows(scheme, &host, address.port()))
     }
 }
 
@@ -138,6 +157,22 @@ mod tests {
             .check("postgres://any:1/x")
             .is_ok());
         assert!(policy(&["*://db:*"]).check("postgres://db:9/x").is_ok());
+    }
+
+    #[test]
+    fn sockets_are_checked_by_address_and_port() {
+        let policy = policy(&[
+            "postgres://db.internal:5432",
+            "tcp://127.0.0.1:5432",
+            "tcp://[::1]:6543",
+        ]);
+        assert!(policy.allows_socket("tcp", "127.0.0.1:5432".parse().unwrap()));
+        assert!(policy.allows_socket("tcp", "[::1]:6543".parse().unwrap()));
+        assert!(!policy.allows_socket("tcp", "127.0.0.1:5433".parse().unwrap()));
+        assert!(!policy.allows_socket("udp", "127.0.0.1:5432".parse().unwrap()));
+        // A postgres:// entry admits no socket, and a name no address.
+        let named = super::OutboundPolicy::new(&["tcp://localhost:5432".to_string()]).unwrap();
+        assert!(!named.allows_socket("tcp", "127.0.0.1:5432".parse().unwrap()));
     }
 
     #[test]

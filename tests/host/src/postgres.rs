@@ -78,7 +78,7 @@ impl Pools {
         let pool = self.pool(address)?;
         pool.get()
             .await
-            .map_err(|err| Error::ConnectionFailed(error_text(&err)))
+            .map_err(|err| Error::ConnectionFailed(anyhow_debug(&err)))
     }
 
     fn pool(&self, address: &str) -> Result<Pool, Error> {
@@ -90,7 +90,6 @@ impl Pools {
             .policy
             .check(address)
             .map_err(Error::ConnectionFailed)?;
-        let connect_timeout = config.get_connect_timeout().copied();
         let tls = self
             .trust
             .connector()
@@ -104,18 +103,59 @@ impl Pools {
                 recycling_method: RecyclingMethod::Clean,
             },
         );
-        // tokio-postgres bounds only the TCP connect by `connect_timeout`; Spin was
-        // seen to fail `open` within it on a server that accepts and never answers
-        // (tests/host/spin-runtime.md), so the whole connection setup is bounded.
+        // As Spin's pool: no wait, create or recycle timeout. tokio-postgres
+        // bounds only the TCP connect by `connect_timeout`, so a server that
+        // accepts and never answers holds `open` for as long as it lasts
+        // (tests/host/spin-runtime.md).
         let pool = Pool::builder(manager)
             .max_size(MAX_CONNECTIONS)
             .runtime(Runtime::Tokio1)
-            .create_timeout(connect_timeout)
             .build()
             .map_err(|err| Error::ConnectionFailed(err.to_string()))?;
         pools.insert(address.to_owned(), pool.clone());
         Ok(pool)
     }
+}
+
+/// An error as Spin's `connection-failed` text has it: anyhow's `{:?}` of the
+/// pool's error (`format!("{e:?}")` in `factor-outbound-pg`), the message and
+/// then its causes on lines of their own, numbered when there are two or more:
+///
+/// ```text
+/// Error occurred while creating a new object: error connecting to server
+///
+/// Caused by:
+///     0: error connecting to server
+///     1: Connection refused (os error 111)
+/// ```
+///
+/// (the shim's tokio-postgres, like this host's, leaves the cause out of its
+/// own message; Spin's backtrace, with `RUST_BACKTRACE`, is not reproduced).
+pub(crate) fn anyhow_debug(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let Some(first) = err.source() else {
+        return text;
+    };
+    text.push_str("\n\nCaused by:");
+    let numbered = first.source().is_some();
+    let mut cause = Some(first);
+    let mut number = 0;
+    while let Some(error) = cause {
+        let prefix = if numbered {
+            format!("{number: >5}: ")
+        } else {
+            "    ".to_string()
+        };
+        let indent = " ".repeat(prefix.len());
+        for (index, line) in error.to_string().lines().enumerate() {
+            text.push('\n');
+            text.push_str(if index == 0 { &prefix } else { &indent });
+            text.push_str(line);
+        }
+        cause = error.source();
+        number += 1;
+    }
+    text
 }
 
 /// An error and its causes on one line, as Spin's texts read
@@ -425,4 +465,49 @@ fn to_sql(value: ParameterValue) -> Result<Param, Error> {
             ))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|layer| layer as _)
+        }
+    }
+
+    #[test]
+    fn connection_errors_read_as_spins() {
+        let refused = Layer(
+            "Error occurred while creating a new object: error connecting to server",
+            Some(Box::new(Layer(
+                "error connecting to server",
+                Some(Box::new(Layer("Connection refused (os error 111)", None))),
+            ))),
+        );
+        assert_eq!(
+            anyhow_debug(&refused),
+            "Error occurred while creating a new object: error connecting to server\n\n\
+             Caused by:\n    0: error connecting to server\n    1: Connection refused (os error 111)"
+        );
+        let one_cause = Layer(
+            "db error",
+            Some(Box::new(Layer("FATAL: x\nDETAIL: y", None))),
+        );
+        assert_eq!(
+            anyhow_debug(&one_cause),
+            "db error\n\nCaused by:\n    FATAL: x\n    DETAIL: y"
+        );
+        assert_eq!(anyhow_debug(&Layer("alone", None)), "alone");
+    }
 }

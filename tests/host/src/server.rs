@@ -1,22 +1,25 @@
 //! Serving: the engine (configured like Spin's), a store per request with the
-//! WASI, HTTP, PostgreSQL and variables host state, and the HTTP/1.1 listener.
+//! WASI, HTTP, PostgreSQL and variables host state, and the HTTP/1.1 listener
+//! with what Spin's HTTP trigger answers itself: `/.well-known/spin/`, requests
+//! whose `Host` it refuses, and components that fail.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::http::uri::Authority;
 use hyper::server::conn::http1;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -25,17 +28,26 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::SpinImports;
+use crate::capture::CapturedOutput;
 use crate::key_value::KeyValueStores;
+use crate::outbound::OutboundPolicy;
 use crate::postgres::Pools;
 use crate::variables::ComponentVariables;
 
+/// The prefix of the paths that Spin's HTTP trigger answers itself.
+const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
+
 /// What every request of one application shares.
 pub struct App {
+    /// `/.well-known/spin/info`: `[application]` `name` and `version`.
+    pub name: String,
+    pub version: String,
     pub variables: ComponentVariables,
+    pub outbound: OutboundPolicy,
     pub pools: Pools,
     pub key_value: KeyValueStores,
     /// Captured guest stdout and stderr, when tests ask for it.
-    pub logs: Option<MemoryOutputPipe>,
+    pub logs: Option<CapturedOutput>,
     pub peak_memory: AtomicUsize,
     /// The most linear memory one instance may have, in bytes.
     pub max_instance_memory: Option<usize>,
@@ -136,8 +148,21 @@ fn engine() -> Result<Engine> {
         .linear_memory_keep_resident(2 * MIB)
         .table_keep_resident(MIB / 2);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Ok(engine.insert(Engine::new(&config)?).clone())
+    let made = Engine::new(&config)?;
+    // Spin's epoch ticker: every 10 ms, for as long as the process runs.
+    let ticking = made.weak();
+    std::thread::spawn(move || {
+        while let Some(engine) = ticking.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+    Ok(engine.insert(made).clone())
 }
+
+/// How often Spin advances the engine's epoch (`DEFAULT_EPOCH_TICK_INTERVAL`).
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Compile a component once per process: tests start many hosts on one file,
 /// and the lock, held while compiling, makes the ones started at once wait for
@@ -197,13 +222,10 @@ impl Server {
             };
             let server = self.clone();
             tokio::spawn(async move {
+                // A refused request ends the connection without an answer.
                 let service = hyper::service::service_fn(move |req| {
                     let server = server.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            server.respond(req, client, log_requests).await,
-                        )
-                    }
+                    async move { server.respond(req, client, log_requests).await }
                 });
                 // Connection errors (a client going away) concern only that client.
                 let _ = http1::Builder::new()
@@ -214,25 +236,28 @@ impl Server {
         }
     }
 
+    /// As Spin's HTTP trigger (`HttpServer::handle`): `/.well-known/spin/`
+    /// first, then the `Host` check of a routed request, then the component,
+    /// whose failure (a trap, no response) is a 500 with an empty body.
     async fn respond(
         &self,
         req: Request<Incoming>,
         client: SocketAddr,
         log_requests: bool,
-    ) -> Response<HyperOutgoingBody> {
+    ) -> Result<Response<HyperOutgoingBody>, Refused> {
         let started = Instant::now();
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-        let response = match self.handle(req, client).await {
-            Ok(response) => response,
-            Err(err) => {
-                eprintln!("error: {method} {path}: {err:?}");
-                let body =
-                    http_body_util::Full::new(bytes::Bytes::from_static(b"Internal Server Error"))
-                        .map_err(|never| match never {})
-                        .boxed_unsync();
-                let mut response = Response::new(body);
-                *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                response
+        let response = match path.strip_prefix(WELL_KNOWN_PREFIX) {
+            Some(name) => self.well_known(name),
+            None => {
+                check_authority(&req)?;
+                match self.handle(req, client).await {
+                    Ok(response) => response,
+                    Err(err) => {
+                        eprintln!("Error processing request: {err:?}");
+                        answer(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new())
+                    }
+                }
             }
         };
         if log_requests {
@@ -242,7 +267,26 @@ impl Server {
                 started.elapsed()
             );
         }
-        response
+        Ok(response)
+    }
+
+    /// `/.well-known/spin/health` (`OK`, no content type),
+    /// `/.well-known/spin/info` (the app's name and version, pretty JSON), and
+    /// a 404 with an empty body for any other name, whatever the method.
+    fn well_known(&self, name: &str) -> Response<HyperOutgoingBody> {
+        match name {
+            "health" => answer(StatusCode::OK, None, b"OK".to_vec()),
+            "info" => {
+                let mut info = serde_json::Map::new();
+                info.insert("name".into(), self.app.name.clone().into());
+                if !self.app.version.is_empty() {
+                    info.insert("version".into(), self.app.version.clone().into());
+                }
+                let body = serde_json::to_vec_pretty(&info).expect("a map of strings");
+                answer(StatusCode::OK, Some("application/json"), body)
+            }
+            _ => answer(StatusCode::NOT_FOUND, None, Vec::new()),
+        }
     }
 
     async fn handle(
@@ -260,6 +304,29 @@ impl Server {
                 wasi.inherit_stdout().inherit_stderr();
             }
         }
+        // Spin's outbound networking: TCP and UDP to the allowed hosts' addresses
+        // only, no listening, no name lookups (wasmtime's default, which Spin keeps).
+        let outbound = self.app.outbound.clone();
+        wasi.allow_tcp(true)
+            .allow_udp(true)
+            .socket_addr_check(move |address, used_for| {
+                let outbound = outbound.clone();
+                Box::pin(async move {
+                    match used_for {
+                        // This wasmtime also asks for the implicit bind of a
+                        // connect (the wildcard address); Spin's does not, and
+                        // refuses every explicit bind and listen.
+                        SocketAddrUse::TcpBind => {
+                            address.ip().is_unspecified() && address.port() == 0
+                        }
+                        SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+                        SocketAddrUse::TcpConnect => outbound.allows_socket("tcp", address),
+                        SocketAddrUse::UdpBind
+                        | SocketAddrUse::UdpSend
+                        | SocketAddrUse::UdpReceive => outbound.allows_socket("udp", address),
+                    }
+                })
+            });
         let mut store = Store::new(
             self.pre.engine(),
             State {
@@ -274,8 +341,8 @@ impl Server {
             },
         );
         store.limiter(|state| &mut state.limiter);
-        // Spin sets no deadline unless a timeout is configured; none is.
-        store.set_epoch_deadline(u64::MAX);
+        // Spin's deadline, which its 10 ms ticks never reach.
+        store.set_epoch_deadline(u64::MAX / 2);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -335,4 +402,62 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// A request that Spin's trigger refuses to serve: its connection ends
+/// without an answer (hyper closes it when the service fails).
+#[derive(Debug)]
+pub struct Refused(&'static str);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Spin's `set_req_uri`: a routed request needs an authority, from `Host` or
+/// the URI, and the two must agree when both are given.
+fn check_authority<B>(req: &Request<B>) -> Result<(), Refused> {
+    let header = match req.headers().get(hyper::header::HOST) {
+        None => None,
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| Refused("'Host' header is not valid UTF-8"))?;
+            Some(
+                text.parse::<Authority>()
+                    .map_err(|_| Refused("'Host' header contains an invalid authority"))?,
+            )
+        }
+    };
+    match (header, req.uri().authority()) {
+        (None, None) => Err(Refused("no 'Host' header present in request")),
+        (Some(header), Some(uri)) if &header != uri => Err(Refused(
+            "authority in 'Host' header does not match authority in URI",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An answer of the trigger's own, with no headers but its content type (hyper
+/// adds `content-length` and `date`).
+fn answer(
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+) -> Response<HyperOutgoingBody> {
+    let body = http_body_util::Full::new(bytes::Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Some(content_type) = content_type {
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(content_type),
+        );
+    }
+    response
 }

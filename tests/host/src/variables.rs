@@ -73,6 +73,27 @@ impl Resolved {
     }
 }
 
+/// The environment as containerd-shim-spin hands it to Spin's variable
+/// providers: for each application variable, a plain environment variable of
+/// its upper-case name (`DB_PORT` for `db_port`) is copied onto its
+/// `SPIN_VARIABLE_` name, over what that held (v0.24.0, `engine.rs` `run_wasi`
+/// and `utils.rs` `configure_application_variables_from_environment_variables`).
+/// Kubernetes puts such names in every pod: a Service `db` gives
+/// `DB_PORT=tcp://10.100.0.7:5432`.
+pub fn shim_environment(
+    manifest: &Manifest,
+    environment: &HashMap<String, String>,
+) -> HashMap<String, String> {
+    let mut seen = environment.clone();
+    for name in manifest.variables.keys() {
+        let plain = name.to_ascii_uppercase();
+        if let Some(value) = environment.get(&plain) {
+            seen.insert(format!("SPIN_VARIABLE_{plain}"), value.clone());
+        }
+    }
+    seen
+}
+
 /// What `fermyon:spin/variables.get` answers, per Spin's variables factor.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -148,6 +169,22 @@ url = "postgres://{{db_host}}/x"
             err.to_string(),
             r#"provider error: no provider resolved required variable(s): [Key("db_password"), Key("db_user")]"#
         );
+    }
+
+    #[test]
+    fn the_shim_copies_plain_names_over_the_prefixed_ones() {
+        let environment = map(&[
+            ("SPIN_VARIABLE_DB_HOST", "db.internal"),
+            ("DB_HOST", "tcp://10.0.0.7:5432"),
+            ("DB_USER", "plain"),
+            ("db_password", "lower case is not copied"),
+            ("OTHER", "not a variable"),
+        ]);
+        let seen = shim_environment(&manifest(), &environment);
+        assert_eq!(seen["SPIN_VARIABLE_DB_HOST"], "tcp://10.0.0.7:5432");
+        assert_eq!(seen["SPIN_VARIABLE_DB_USER"], "plain");
+        assert!(!seen.contains_key("SPIN_VARIABLE_DB_PASSWORD"));
+        assert!(!seen.contains_key("SPIN_VARIABLE_OTHER"));
     }
 
     #[test]
