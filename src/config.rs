@@ -21,6 +21,7 @@ pub enum Setting {
     Port,
     Name,
     SslMode,
+    ReportSource,
 }
 
 impl Setting {
@@ -33,6 +34,7 @@ impl Setting {
             Setting::Port => "db_port",
             Setting::Name => "db_name",
             Setting::SslMode => "db_sslmode",
+            Setting::ReportSource => "report_source",
         }
     }
 
@@ -45,6 +47,7 @@ impl Setting {
             Setting::Name => Some("postgres"),
             // Spin's own default: TLS when the server offers it.
             Setting::SslMode => Some("prefer"),
+            Setting::ReportSource => Some("auto"),
         }
     }
 }
@@ -54,10 +57,13 @@ impl Setting {
 pub enum ConfigError {
     /// A required variable has no value, or an empty one.
     Missing(Setting),
-    /// `db_port` is not a TCP port number.
-    InvalidPort,
+    /// `db_port` is not a TCP port number; `service_link` when it holds a
+    /// Kubernetes service link address (`tcp://10.100.0.7:5432`).
+    InvalidPort { service_link: bool },
     /// `db_sslmode` is not a mode Spin's PostgreSQL client takes.
     InvalidSslMode,
+    /// `report_source` is not `auto`, `rollups` or `tokens`.
+    InvalidReportSource,
     /// The variables interface failed; the text comes from the host.
     Unreadable { setting: Setting, reason: String },
 }
@@ -72,13 +78,27 @@ impl fmt::Display for ConfigError {
                 setting.variable().to_uppercase(),
                 setting.variable()
             ),
-            ConfigError::InvalidPort => {
-                write!(f, "variable db_port must be a TCP port number from 1 to 65535")
+            ConfigError::InvalidPort { service_link } => {
+                write!(f, "variable db_port must be a TCP port number from 1 to 65535")?;
+                if *service_link {
+                    write!(
+                        f,
+                        "; it holds a Kubernetes service link (tcp://...): a Service named db \
+                         in the namespace gives every pod DB_PORT, which containerd-shim-spin \
+                         reads as db_port. Rename that Service"
+                    )?;
+                }
+                Ok(())
             }
             ConfigError::InvalidSslMode => write!(
                 f,
                 "variable db_sslmode must be disable, prefer or require (Spin's PostgreSQL \
                  client takes no other mode)"
+            ),
+            ConfigError::InvalidReportSource => write!(
+                f,
+                "variable report_source must be auto (the rollups when they can be read, else \
+                 the tokens table), rollups or tokens"
             ),
             ConfigError::Unreadable { setting, reason } => {
                 write!(f, "variable {} cannot be read: {reason}", setting.variable())
@@ -119,6 +139,28 @@ impl SslMode {
     }
 }
 
+/// Where the reports read their counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportSource {
+    /// The rollups, or `tokens` where they cannot be read (a notice says so).
+    Auto,
+    /// The rollups only: their absence is an error.
+    Rollups,
+    /// `tokens` only, without trying the rollups: no failed query per request.
+    Tokens,
+}
+
+impl ReportSource {
+    fn parse(text: &str) -> Result<ReportSource, ConfigError> {
+        match text {
+            "auto" => Ok(ReportSource::Auto),
+            "rollups" => Ok(ReportSource::Rollups),
+            "tokens" => Ok(ReportSource::Tokens),
+            _ => Err(ConfigError::InvalidReportSource),
+        }
+    }
+}
+
 /// The database settings of the service.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DbSettings {
@@ -128,6 +170,7 @@ pub struct DbSettings {
     pub port: u16,
     pub name: String,
     pub sslmode: SslMode,
+    pub report_source: ReportSource,
 }
 
 impl fmt::Debug for DbSettings {
@@ -139,6 +182,7 @@ impl fmt::Debug for DbSettings {
             .field("port", &self.port)
             .field("name", &self.name)
             .field("sslmode", &self.sslmode)
+            .field("report_source", &self.report_source)
             .finish()
     }
 }
@@ -161,12 +205,15 @@ impl DbSettings {
                 (None, None) => Err(ConfigError::Missing(setting)),
             }
         };
-        let port = read(Setting::Port)?
+        let port_text = read(Setting::Port)?;
+        let port = port_text
             .trim()
             .parse::<u16>()
             .ok()
             .filter(|port| *port != 0)
-            .ok_or(ConfigError::InvalidPort)?;
+            .ok_or(ConfigError::InvalidPort {
+                service_link: port_text.starts_with("tcp://"),
+            })?;
         Ok(DbSettings {
             username: read(Setting::Username)?,
             password: read(Setting::Password)?,
@@ -174,12 +221,17 @@ impl DbSettings {
             port,
             name: read(Setting::Name)?,
             sslmode: SslMode::parse(&read(Setting::SslMode)?)?,
+            report_source: ReportSource::parse(&read(Setting::ReportSource)?)?,
         })
     }
 
     /// The address for Spin's `Connection::open`, in URL form: user, password and
     /// database are percent-encoded, so any character in them is safe. The
     /// `statement_timeout` bounds every query on connections of this address.
+    /// Keepalives and `tcp_user_timeout` (seconds, in tokio-postgres, whose
+    /// 0.7.12 in Spin parses them) end a pooled connection whose peer vanished,
+    /// instead of TCP's own minutes: idle, after 10 s and three 5 s probes;
+    /// with data in flight, after 10 s without an acknowledgement.
     pub fn address(&self, statement_timeout: Duration) -> String {
         let mut url = Url::parse("postgres://localhost").expect("a valid base URL");
         // An IPv6 literal must be bracketed in a URL.
@@ -197,7 +249,9 @@ impl DbSettings {
         url.set_path(&format!("/{}", encode(&self.name)));
         let options = format!("-c statement_timeout={}", statement_timeout.as_millis());
         url.set_query(Some(&format!(
-            "sslmode={}&connect_timeout={}&application_name=coworking-analytics&options={}",
+            "sslmode={}&connect_timeout={}&keepalives=1&keepalives_idle=10&keepalives_interval=5\
+             &keepalives_retries=3&tcp_user_timeout=10&application_name=coworking-analytics\
+             &options={}",
             self.sslmode.as_str(),
             CONNECT_TIMEOUT.as_secs(),
             encode(&options)
@@ -268,7 +322,13 @@ mod tests {
                 ("db_port", port),
             ])
             .unwrap_err();
-            assert_eq!(err, ConfigError::InvalidPort, "{port}");
+            assert_eq!(
+                err,
+                ConfigError::InvalidPort {
+                    service_link: false
+                },
+                "{port}"
+            );
         }
     }
 
@@ -321,6 +381,40 @@ mod tests {
         }
     }
 
+    /// Kubernetes puts `DB_PORT=tcp://...` in pods beside a Service `db`, and
+    /// the shim reads it as `db_port`: the message says so, without the value.
+    #[test]
+    fn a_service_link_in_db_port_is_named_as_such() {
+        let err = load(&[
+            ("db_username", "u"),
+            ("db_password", "p"),
+            ("db_port", "tcp://10.100.0.7:5432"),
+        ])
+        .unwrap_err();
+        assert_eq!(err, ConfigError::InvalidPort { service_link: true });
+        let text = err.to_string();
+        assert!(text.contains("a Service named db"), "{text}");
+        assert!(!text.contains("10.100.0.7"), "{text}");
+    }
+
+    #[test]
+    fn report_source_is_auto_rollups_or_tokens() {
+        let with = |source: &str| {
+            load(&[
+                ("db_username", "u"),
+                ("db_password", "p"),
+                ("report_source", source),
+            ])
+        };
+        assert_eq!(with("").unwrap().report_source, ReportSource::Auto);
+        assert_eq!(
+            with("rollups").unwrap().report_source,
+            ReportSource::Rollups
+        );
+        assert_eq!(with("tokens").unwrap().report_source, ReportSource::Tokens);
+        assert_eq!(with("on").unwrap_err(), ConfigError::InvalidReportSource);
+    }
+
     #[test]
     fn host_errors_name_the_variable() {
         let err = DbSettings::load(|_| Err("provider down".to_owned())).unwrap_err();
@@ -370,8 +464,21 @@ mod tests {
             parsed.get_ssl_mode(),
             tokio_postgres::config::SslMode::Prefer
         );
+        assert!(parsed.get_keepalives());
+        assert_eq!(parsed.get_keepalives_idle(), Duration::from_secs(10));
+        assert_eq!(
+            parsed.get_keepalives_interval(),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(parsed.get_keepalives_retries(), Some(3));
+        assert_eq!(
+            parsed.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(10))
+        );
         assert!(address.ends_with(
-            "?sslmode=prefer&connect_timeout=2&application_name=coworking-analytics&options=%2Dc%20statement%5Ftimeout%3D2500"
+            "?sslmode=prefer&connect_timeout=2&keepalives=1&keepalives_idle=10&keepalives_interval=5\
+             &keepalives_retries=3&tcp_user_timeout=10&application_name=coworking-analytics\
+             &options=%2Dc%20statement%5Ftimeout%3D2500"
         ));
     }
 

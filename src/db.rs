@@ -7,7 +7,7 @@ use std::time::Duration;
 use spin_sdk::pg4::{Connection, PgError, QueryError, RowSet};
 use spin_sdk::variables;
 
-use crate::config::DbSettings;
+use crate::config::{DbSettings, ReportSource};
 use crate::errors::{db_error_detail, host_detail, AppError};
 use crate::notice;
 use crate::reports::{rollups_unavailable, rollups_unavailable_notice, ReportSql};
@@ -28,8 +28,8 @@ pub fn query(settings: &DbSettings, timeout: Duration, sql: &str) -> Result<RowS
     connection.query(sql, &[]).map_err(describe)
 }
 
-/// Run a report over the rollups, or over `tokens` where the rollups cannot be
-/// read, which the log then says (once).
+/// Run a report from where `report_source` says: the rollups, `tokens`, or
+/// (`auto`) the rollups and `tokens` where they cannot be read.
 pub fn query_report(
     settings: &DbSettings,
     timeout: Duration,
@@ -37,6 +37,20 @@ pub fn query_report(
 ) -> Result<RowSet, AppError> {
     let describe = |err: PgError| classify(err, |detail| settings.redact(detail));
     let connection = Connection::open(&settings.address(timeout)).map_err(describe)?;
+    let sql = match settings.report_source {
+        ReportSource::Tokens => report.tokens,
+        ReportSource::Rollups => report.rollups,
+        ReportSource::Auto => return query_rollups_or_tokens(&connection, report, describe),
+    };
+    connection.query(sql, &[]).map_err(describe)
+}
+
+/// The rollups, or `tokens` where they cannot be read, which the log then says (once).
+fn query_rollups_or_tokens(
+    connection: &Connection,
+    report: &ReportSql,
+    describe: impl Fn(PgError) -> AppError,
+) -> Result<RowSet, AppError> {
     match connection.query(report.rollups, &[]) {
         Err(PgError::QueryFailed(QueryError::DbError(db))) if rollups_unavailable(&db.code) => {
             let cause = db_error_detail(&db.severity, &db.code, &db.message);

@@ -64,10 +64,57 @@ pub fn db_error_detail(severity: &str, code: &str, message: &str) -> String {
     format!("{severity} {code}: {message}")
 }
 
-/// An error text from the host for the log: without the host's backtrace (Spin
-/// appends one when `RUST_BACKTRACE` is set), on one line.
+/// An error text from the host for the log, on one line and without the host's
+/// backtrace (Spin appends one when `RUST_BACKTRACE` is set). Spin's texts are
+/// anyhow's: a message, then `Caused by:` and the causes on lines of their own
+/// (numbered when there are two or more). The line is the message and each
+/// cause it does not already end with, joined by `: `, so that the CLI's form
+/// (whose messages repeat their causes) and the shim's (whose do not) read alike:
+/// `Error occurred while creating a new object: error connecting to server:
+/// Connection refused (os error 111)`.
 pub fn host_detail(text: &str) -> String {
     let text = text.split("Stack backtrace:").next().unwrap_or(text);
+    let (message, causes) = match text.split_once("Caused by:") {
+        Some((message, causes)) => (message, causes),
+        None => (text, ""),
+    };
+    let mut line = one_line(message);
+    for cause in causes_of(causes) {
+        if !line.ends_with(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
+/// The causes of anyhow's `Caused by:` block, each on one line.
+fn causes_of(block: &str) -> Vec<String> {
+    fn numbered(line: &str) -> Option<&str> {
+        let (number, rest) = line.split_once(": ")?;
+        (!number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())).then_some(rest)
+    }
+    let lines: Vec<&str> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let in_numbers = lines.first().is_some_and(|line| numbered(line).is_some());
+    let mut causes: Vec<String> = Vec::new();
+    for line in lines {
+        match (in_numbers, numbered(line), causes.last_mut()) {
+            (true, Some(rest), _) => causes.push(rest.to_string()),
+            (_, _, Some(cause)) => {
+                cause.push(' ');
+                cause.push_str(line);
+            }
+            (_, _, None) => causes.push(line.to_string()),
+        }
+    }
+    causes
+}
+
+fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -95,11 +142,26 @@ mod tests {
 
     #[test]
     fn host_details_lose_the_backtrace_and_stay_on_one_line() {
-        let text = "Error occurred while creating a new object\n\nCaused by:\n    0: db error\n\n\
+        let text = "Error occurred while creating a new object\n\nCaused by:\n    db error\n\n\
                     Stack backtrace:\n   0: anyhow::error::backtrace\n   1: spin_core::x";
         assert_eq!(
             host_detail(text),
-            "Error occurred while creating a new object Caused by: 0: db error"
+            "Error occurred while creating a new object: db error"
+        );
+        // The shim's text (tokio-postgres 0.7.16) and the CLI's (0.7.12) read alike.
+        let shim = "Error occurred while creating a new object: error connecting to server\n\n\
+                    Caused by:\n    0: error connecting to server\n    1: Connection refused (os error 111)";
+        let cli = "Error occurred while creating a new object: error connecting to server: \
+                   Connection refused (os error 111)\n\nCaused by:\n    0: error connecting to \
+                   server: Connection refused (os error 111)\n    1: Connection refused (os error 111)";
+        let expected = "Error occurred while creating a new object: error connecting to server: \
+                        Connection refused (os error 111)";
+        assert_eq!(host_detail(shim), expected);
+        assert_eq!(host_detail(cli), expected);
+        // A cause over several lines stays one cause.
+        assert_eq!(
+            host_detail("db error\n\nCaused by:\n    FATAL: x\n    DETAIL: y"),
+            "db error: FATAL: x DETAIL: y"
         );
         assert_eq!(
             db_error_detail("ERROR", "42P01", "relation \"tokens\" does not exist"),

@@ -8,11 +8,13 @@ use spin_sdk::http_component;
 use crate::db;
 use crate::errors::AppError;
 use crate::log;
+use crate::notice;
+use crate::probe::{self, Target};
 use crate::render;
 use crate::reports::{self, DailyUsage, UserVisits};
 use crate::routes::{self, Dispatch, Endpoint};
 
-/// The readiness probe gives up after 5 s: connect (2 s) plus this stays under it.
+/// The readiness query's statement timeout, after the probe's 2 s at most.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A report that takes longer is a database in trouble, answered with 503.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -46,10 +48,24 @@ fn serve(endpoint: Endpoint) -> Response {
 }
 
 /// `ok` when the tokens table can be read, `failed` (500) otherwise, as Flask did.
+/// The database must first answer the probe, so that one that accepts and never
+/// answers fails it within the kubelet's 5 s instead of holding it.
 fn readiness_check() -> Response {
-    match db::settings()
-        .and_then(|settings| db::query(&settings, PROBE_TIMEOUT, reports::READINESS_SQL))
-    {
+    let checked = db::settings().and_then(|settings| {
+        match Target::of(&settings.host) {
+            Target::Address(address) => probe::probe(address, settings.port)
+                .map_err(|err| AppError::DatabaseUnavailable(format!("probe: {err}")))?,
+            Target::Name => notice::warn_once(
+                "probe-skipped",
+                "db_host is a host name: Spin resolves none for a component and admits its \
+                 sockets by address, so readiness cannot bound a database that accepts \
+                 connections and never answers (the kubelet's probe timeout still takes the \
+                 pod out of the Service); set db_host to the database's address to bound it",
+            ),
+        }
+        db::query(&settings, PROBE_TIMEOUT, reports::READINESS_SQL)
+    });
+    match checked {
         Ok(_) => render::text(200, "ok"),
         Err(err) => {
             log::error(&format!("readiness check failed: {err}"));

@@ -4,11 +4,13 @@
 //! (which endpoint), `db` (settings from Spin variables, queries through Spin's
 //! PostgreSQL interface; `config` builds the address), `reports` (the SQL and its
 //! rows as reports) and `render` (the bytes the Flask app sent). `errors` says what
-//! a failure answers, `log` writes the log lines, `notice` keeps a notice to once.
+//! a failure answers, `log` writes the log lines, `notice` keeps a notice to once,
+//! and `probe` asks PostgreSQL for a sign of life before readiness reads it.
 
 pub mod config;
 pub mod errors;
 pub mod log;
+pub mod probe;
 pub mod render;
 pub mod reports;
 pub mod routes;

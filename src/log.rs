@@ -18,15 +18,54 @@ pub enum Level {
 }
 
 pub fn info(message: &str) {
-    eprintln!("{}", line(Utc::now(), Level::Info, message));
+    write_record(Level::Info, message);
 }
 
 pub fn warning(message: &str) {
-    eprintln!("{}", line(Utc::now(), Level::Warning, message));
+    write_record(Level::Warning, message);
 }
 
 pub fn error(message: &str) {
-    eprintln!("{}", line(Utc::now(), Level::Error, message));
+    write_record(Level::Error, message);
+}
+
+/// One record, newline included, in one write to stderr: Spin passes each
+/// write of a component's output to the pod's log as it comes, so a record in
+/// pieces (as `eprintln!` writes it: the text, then the newline) can be cut by
+/// another instance's and merge two records on one line. Only a record over the
+/// stream's budget (64 KiB under Spin) takes more than one write.
+fn write_record(level: Level, message: &str) {
+    let mut record = line(Utc::now(), level, message);
+    record.push('\n');
+    write_stderr(record.as_bytes());
+}
+
+#[cfg(target_arch = "wasm32")]
+fn write_stderr(mut bytes: &[u8]) {
+    let stream = wasi::cli::stderr::get_stderr();
+    while !bytes.is_empty() {
+        // A log that cannot be written has nowhere to say so.
+        let budget = match stream.check_write() {
+            Ok(0) => {
+                stream.subscribe().block();
+                continue;
+            }
+            Ok(budget) => usize::try_from(budget).unwrap_or(usize::MAX),
+            Err(_) => return,
+        };
+        let (now, later) = bytes.split_at(budget.min(bytes.len()));
+        if stream.write(now).is_err() {
+            return;
+        }
+        bytes = later;
+    }
+    let _ = stream.blocking_flush();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn write_stderr(bytes: &[u8]) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(bytes);
 }
 
 /// Whether a notice last logged at `last` (Unix seconds; `None`: never) is to be

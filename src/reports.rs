@@ -113,7 +113,8 @@ pub fn rollups_unavailable_notice(cause: &str) -> String {
         "the report rollups cannot be read ({cause}): the reports read the tokens table \
          instead, which is correct but slower as it grows. Apply \
          db/migrations/001_report_rollups.up.sql, and grant the service's role USAGE on \
-         schema analytics and SELECT on its tables"
+         schema analytics and SELECT on its tables; or set report_source=tokens, which \
+         skips the attempt on every request"
     )
 }
 
