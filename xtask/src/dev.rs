@@ -12,6 +12,8 @@ use clap::Args;
 use crate::postgres::{Cluster, POSTGRES_BIN};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+/// Spin's runtime config, which the image ships as `/runtime-config.toml`.
+pub const RUNTIME_CONFIG: &str = "runtime-config.toml";
 /// The Spin CLI releases that run spin-sdk 5.2 components (WASI 0.2, pg 4.0).
 const SPIN_VERSIONS: &str = "3.4 to 4.0.x";
 
@@ -75,7 +77,8 @@ fn serve(root: &Path, db: &Cluster, args: &UpArgs) -> Result<()> {
         Some(version) => {
             println!("xtask: running `spin up --build` ({version})");
             let mut spin = Command::new("spin");
-            spin.args(["up", "--build", "--listen", &args.listen]);
+            spin.args(["up", "--build", "--listen", &args.listen])
+                .args(["--runtime-config-file", RUNTIME_CONFIG]);
             spin
         }
         None => {
@@ -88,9 +91,9 @@ fn serve(root: &Path, db: &Cluster, args: &UpArgs) -> Result<()> {
                  release): minutes on a fresh checkout, seconds after that"
             );
             build_component(root)?;
-            let mut host = cargo_command();
-            host.args(["run", "--release", "-p", "spin-test-host", "--"])
-                .args(["--from", "spin.toml", "--listen", &args.listen]);
+            let mut host = Command::new(build_host(root)?);
+            host.args(["--from", "spin.toml", "--listen", &args.listen])
+                .args(["--runtime-config-file", RUNTIME_CONFIG]);
             host
         }
     };
@@ -124,6 +127,24 @@ pub fn build_component(root: &Path) -> Result<()> {
         "-p",
         "coworking-analytics",
     ]))
+}
+
+/// Build the test host (release) and return its binary. With `--workspace`,
+/// cargo resolves the dependencies' features as for the workspace's tests, so
+/// wasmtime and the rest are the tests' build, not a second one (`-p
+/// spin-test-host` alone resolves them anew and recompiles them for minutes).
+pub fn build_host(root: &Path) -> Result<PathBuf> {
+    run(cargo_command().current_dir(root).args([
+        "build",
+        "--release",
+        "--locked",
+        "--workspace",
+        "--bin",
+        "spin-test-host",
+    ]))?;
+    let host = root.join("target/release/spin-test-host");
+    ensure!(host.exists(), "{} was not built", host.display());
+    Ok(host)
 }
 
 pub fn ensure_wasm_target() -> Result<()> {

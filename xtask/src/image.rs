@@ -1,6 +1,7 @@
-//! `cargo xtask image`: the arm64 runtime image of the component. It holds two
-//! files at its root, `/spin.toml` (what containerd-shim-spin reads) and the wasm
-//! that manifest names. The same files become the Docker build context of
+//! `cargo xtask image`: the arm64 runtime image of the component. It holds three
+//! files at its root: `/spin.toml` (what containerd-shim-spin reads), the wasm
+//! that manifest names, and `/runtime-config.toml` (Spin's runtime config, which
+//! the shim reads when it is there: the key-value store in memory). The same files become the Docker build context of
 //! `runtime-image/Dockerfile` and, without Docker, a reproducible OCI image layout.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub const OUT_DIR: &str = "target/runtime-image";
 /// Where containerd-shim-spin looks for the application manifest.
 pub const SPIN_MANIFEST: &str = "spin.toml";
+/// Where it looks for Spin's runtime config; the project's, as it is.
+pub const RUNTIME_CONFIG: &str = crate::dev::RUNTIME_CONFIG;
 
 #[derive(Args)]
 pub struct ImageArgs {
@@ -76,17 +79,26 @@ pub struct ImageFile {
     pub bytes: Vec<u8>,
 }
 
-/// The files of the image, sorted by name: the in-image `spin.toml` and every
-/// wasm it names, read from where the project's `spin.toml` builds them.
+/// The files of the image, sorted by name: the in-image `spin.toml`, every
+/// wasm it names, read from where the project's `spin.toml` builds them, and
+/// the runtime config.
 pub fn image_files(root: &Path) -> Result<Vec<ImageFile>> {
     let manifest_path = root.join(SPIN_MANIFEST);
     let manifest = fs::read_to_string(&manifest_path)
         .with_context(|| format!("read {}", manifest_path.display()))?;
     let (in_image, sources) = in_image_manifest(&manifest)?;
-    let mut files = vec![ImageFile {
-        name: SPIN_MANIFEST.to_owned(),
-        bytes: in_image.into_bytes(),
-    }];
+    let runtime_config = root.join(RUNTIME_CONFIG);
+    let mut files = vec![
+        ImageFile {
+            name: SPIN_MANIFEST.to_owned(),
+            bytes: in_image.into_bytes(),
+        },
+        ImageFile {
+            name: RUNTIME_CONFIG.to_owned(),
+            bytes: fs::read(&runtime_config)
+                .with_context(|| format!("read {}", runtime_config.display()))?,
+        },
+    ];
     for (name, source) in sources {
         let path = root.join(&source);
         let bytes = fs::read(&path).with_context(|| {
@@ -131,8 +143,8 @@ pub fn in_image_manifest(manifest: &str) -> Result<(String, BTreeMap<String, Pat
             .with_context(|| format!("component.{id}.source has no file name"))?
             .to_owned();
         ensure!(
-            name != SPIN_MANIFEST,
-            "component.{id}.source would overwrite /{SPIN_MANIFEST} in the image"
+            name != SPIN_MANIFEST && name != RUNTIME_CONFIG,
+            "component.{id}.source would overwrite /{name} in the image"
         );
         if let Some(other) = sources.get(&name) {
             if other != &source {
@@ -392,7 +404,14 @@ mod tests {
 
         let entries = entries(&tar);
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["coworking_analytics.wasm", "spin.toml"]);
+        assert_eq!(
+            names,
+            [
+                "coworking_analytics.wasm",
+                "runtime-config.toml",
+                "spin.toml"
+            ]
+        );
         for (name, _, mode, uid, gid, mtime) in &entries {
             assert_eq!((*mode, *uid, *gid, *mtime), (0o644, 0, 0, 0), "{name}");
         }
@@ -403,7 +422,12 @@ mod tests {
             "the wasm is the built one, byte for byte"
         );
 
-        let in_image = std::str::from_utf8(&entries[1].1).unwrap();
+        assert_eq!(
+            entries[1].1,
+            fs::read(project_root().join(RUNTIME_CONFIG)).unwrap(),
+            "the runtime config as it is"
+        );
+        let in_image = std::str::from_utf8(&entries[2].1).unwrap();
         let spin: toml::Table = in_image.parse().unwrap();
         let root: toml::Table = fs::read_to_string(project_root().join(SPIN_MANIFEST))
             .unwrap()
@@ -428,9 +452,9 @@ mod tests {
     }
 
     /// umoci, a real OCI implementation, checks every digest and size while it
-    /// unpacks the layout; the root filesystem it gives is exactly the two files.
+    /// unpacks the layout; the root filesystem it gives is exactly the image's files.
     #[test]
-    fn umoci_unpacks_the_layout_to_the_two_files() {
+    fn umoci_unpacks_the_layout_to_the_images_files() {
         let files = real_files();
         let layout = scratch_dir("umoci-layout");
         OciImage::new(&files)

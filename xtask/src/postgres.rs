@@ -108,7 +108,9 @@ impl Cluster {
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", "postgres")
             .env("PGPASSWORD", self.password()?)
-            .env("PGDATABASE", database);
+            .env("PGDATABASE", database)
+            // The migrations' "already exists, skipping" are not news.
+            .env("PGOPTIONS", "-c client_min_messages=warning");
         Ok(command)
     }
 
