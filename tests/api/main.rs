@@ -11,3 +11,4 @@ mod reports;
 mod rollups;
 mod routing;
 mod tls;
+mod trigger;

@@ -119,3 +119,47 @@ async fn assert_reads_the_rollups(app: &test_support::TestApp) {
     app.db.apply_rollups().await;
     assert!(user_one_visits(app).await.contains("\"visits\":6"));
 }
+
+/// The component with `report_source` set, over `db`.
+async fn app_reading(db: TestDatabase, source: &str) -> test_support::TestApp {
+    let mut variables = db_variables(&db, "postgres", test_support::SUPERUSER_PASSWORD);
+    variables.push(("SPIN_VARIABLE_REPORT_SOURCE".into(), source.into()));
+    spawn_app_on(db, &variables).await
+}
+
+/// `tokens` reads the tokens table straight away: no failed rollups query,
+/// so no notice, and the rollups are not read even where they exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn report_source_tokens_never_tries_the_rollups() {
+    let app = app_reading(TestDatabase::new(Data::Seed).await, "tokens").await;
+    assert_reports_match_sql(&app).await;
+    assert_eq!(notices(&app.host.logs()), 0, "{}", app.host.logs());
+
+    app.db.apply_rollups().await;
+    app.db
+        .execute("UPDATE analytics.user_tokens SET visits = 999 WHERE user_id = 1")
+        .await;
+    assert!(
+        user_one_visits(&app).await.contains("\"visits\":6"),
+        "from tokens"
+    );
+}
+
+/// `rollups` reads them only: without the migration a report is a 500 that
+/// the log explains, rather than a slow fallback.
+#[tokio::test(flavor = "multi_thread")]
+async fn report_source_rollups_requires_them() {
+    let app = app_reading(TestDatabase::new(Data::Seed).await, "rollups").await;
+    let (status, body) = app.get_text("/api/reports/daily_usage").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        app.host
+            .logs()
+            .contains("relation \"analytics.daily_used_tokens\" does not exist"),
+        "{}",
+        app.host.logs()
+    );
+    app.db.apply_rollups().await;
+    assert_reports_match_sql(&app).await;
+    assert_reads_the_rollups(&app).await;
+}

@@ -10,6 +10,8 @@
 //!   them for calls through a Service's ClusterIP;
 //! - [`pod_security`]: the pods we ship against the "restricted" Pod Security
 //!   Standard;
+//! - [`service_links`]: the kubelet's service links in the pod against the
+//!   shim's reading of plain variable names, with the component in the host;
 //! - [`shim`]: runtime-class-manager's Shim, the RuntimeClass it installs, and
 //!   the fallback installer;
 //! - [`usage_logger`]: the poller's script, run against a local HTTP server;
@@ -34,6 +36,8 @@ mod pod_security;
 mod postgres;
 #[cfg(test)]
 mod schema;
+#[cfg(test)]
+mod service_links;
 #[cfg(test)]
 mod shim;
 #[cfg(test)]

@@ -140,3 +140,25 @@ fn the_readmes_fallback_command_gives_the_installers_runtime_class() {
     );
     assert_eq!(class.name(), "wasmtime-spin-v2");
 }
+
+/// The image's `/runtime-config.toml` keeps the key-value store in memory, so
+/// the app runs on a read-only root file system. spin-operator mounts a runtime
+/// config of its own over that path when the SpinApp has `runtimeConfig`: ours
+/// has none, and the image carries the project's file (xtask's image checks).
+#[test]
+fn the_images_runtime_config_is_the_one_the_shim_reads() {
+    let app = object("SpinApp", "coworking");
+    assert!(
+        app.at("/spec/runtimeConfig").is_none(),
+        "a runtimeConfig would replace the image's /runtime-config.toml: define the \
+         default key-value store in it (type spin, no path)"
+    );
+    let dockerfile =
+        std::fs::read_to_string(project_root().join("runtime-image/Dockerfile")).unwrap();
+    assert!(
+        dockerfile
+            .lines()
+            .any(|line| line.trim() == "COPY runtime-config.toml /runtime-config.toml"),
+        "{dockerfile}"
+    );
+}

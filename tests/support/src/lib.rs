@@ -1,10 +1,12 @@
 //! What the test crates share, so that each of them tests and none of them
 //! sets up: a throwaway PostgreSQL 15 loaded with `db/` ([`TestDatabase`]), the
-//! built component running in the test host over one ([`spawn_app`]), and a
-//! test certificate authority for TLS ([`TestCa`]).
+//! built component running in the test host over one ([`spawn_app`]), a TCP
+//! proxy that injects faults between them ([`FaultProxy`]), and a test
+//! certificate authority for TLS ([`TestCa`]).
 
 mod app;
 mod database;
+mod proxy;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 pub use app::TestApp;
 pub use app::{db_variables, host_builder, spawn_app, spawn_app_on, spawn_app_with, start_app};
 pub use database::{as_postgres_user, Data, TestDatabase, POSTGRES_BIN, SUPERUSER_PASSWORD};
+pub use proxy::{Fault, FaultProxy};
 pub use tls::TestCa;
 
 /// The repository: this crate is `tests/support/`.
