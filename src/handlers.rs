@@ -57,10 +57,11 @@ fn readiness_check() -> Response {
                 .map_err(|err| AppError::DatabaseUnavailable(format!("probe: {err}")))?,
             Target::Name => notice::warn_once(
                 "probe-skipped",
-                "db_host is a host name: Spin resolves none for a component and admits its \
-                 sockets by address, so readiness cannot bound a database that accepts \
-                 connections and never answers (the kubelet's probe timeout still takes the \
-                 pod out of the Service); set db_host to the database's address to bound it",
+                "readiness does not probe the database first: db_host is a host name, and \
+                 Spin resolves none for a component and admits its sockets by IP address. A \
+                 database that accepts connections and never answers then holds readiness \
+                 until the kubelet's timeout fails it (README.md, \"When the database \
+                 stalls\")",
             ),
         }
         db::query(&settings, PROBE_TIMEOUT, reports::READINESS_SQL)

@@ -1,7 +1,11 @@
 //! Notices logged once, not on every request. Spin runs each request in a fresh
 //! instance, so the component cannot remember in its own memory that it already
-//! logged one: Spin's default key-value store, which lives as long as the app
-//! (in memory under containerd-shim-spin, a file under `spin up`), remembers when.
+//! logged one: Spin's default key-value store remembers when. The project's
+//! `runtime-config.toml` keeps that store in memory, for the life of the app:
+//! the image ships it for the shim (without it the shim would keep a SQLite file
+//! at `/.spin/sqlite_key_value.db`, which a read-only root refuses), and `cargo
+//! xtask up` gives it to `spin up` (whose default is `.spin/sqlite_key_value.db`).
+//! So a notice is logged once per pod, then hourly.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

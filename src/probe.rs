@@ -3,8 +3,12 @@
 //! so a server that accepts and never answers (frozen, overloaded, a
 //! black-holed path) would hold `Connection::open` for as long as it lasts. A
 //! TCP socket of `wasi:sockets`, which the component drives itself, can give
-//! up: it sends PostgreSQL's SSLRequest, which a live server answers with one
-//! byte (`S` or `N`) before any authentication, and waits for that byte.
+//! up: it sends PostgreSQL's GSSENCRequest, which a live server answers with
+//! one byte (`G` or `N`) before any authentication, and waits for that byte.
+//! Not the SSLRequest: a server with TLS on answers it `S`, then logs `could not
+//! accept SSL connection: EOF detected` when the probe hangs up, every probe;
+//! after a GSSENCRequest it logs nothing (checked against PostgreSQL 15, TLS on
+//! and off).
 //!
 //! It runs for readiness only: each probe costs PostgreSQL a backend fork.
 //! Spin checks a socket against `allowed_outbound_hosts` by its IP address
@@ -14,8 +18,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// PostgreSQL's SSLRequest: the message length (8) and the code 80877103.
-pub const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+/// PostgreSQL's GSSENCRequest: the message length (8) and the code 80877104.
+pub const GSSENC_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30];
 
 /// How long the probe waits for the server's byte, all steps together.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
@@ -60,7 +64,7 @@ impl std::fmt::Display for ProbeError {
             ),
             ProbeError::Socket(step, code) => write!(f, "{step} failed: {code}"),
             ProbeError::NotPostgres(byte) => {
-                write!(f, "the server answered the SSLRequest with {byte:#04x}, not S or N")
+                write!(f, "the server answered the GSSENCRequest with {byte:#04x}, not G or N")
             }
             ProbeError::Closed => write!(f, "the server closed the connection without answering"),
         }
@@ -70,7 +74,7 @@ impl std::fmt::Display for ProbeError {
 /// What the server's byte means.
 pub fn check_reply(byte: u8) -> Result<(), ProbeError> {
     match byte {
-        b'S' | b'N' => Ok(()),
+        b'G' | b'N' => Ok(()),
         other => Err(ProbeError::NotPostgres(other)),
     }
 }
@@ -91,9 +95,9 @@ mod socket {
     };
     use wasi::sockets::tcp_create_socket::create_tcp_socket;
 
-    use super::{check_reply, ProbeError, PROBE_DEADLINE, SSL_REQUEST};
+    use super::{check_reply, ProbeError, GSSENC_REQUEST, PROBE_DEADLINE};
 
-    /// Whether `address:port` answers the SSLRequest within the deadline.
+    /// Whether `address:port` answers the GSSENCRequest within the deadline.
     pub fn probe(address: IpAddr, port: u16) -> Result<(), ProbeError> {
         let deadline = monotonic_clock::subscribe_instant(
             monotonic_clock::now() + PROBE_DEADLINE.as_nanos() as u64,
@@ -134,10 +138,10 @@ mod socket {
             }
         };
         output
-            .blocking_write_and_flush(&SSL_REQUEST)
-            .map_err(|err| ProbeError::Socket("send the SSLRequest", format!("{err:?}")))?;
+            .blocking_write_and_flush(&GSSENC_REQUEST)
+            .map_err(|err| ProbeError::Socket("send the GSSENCRequest", format!("{err:?}")))?;
         loop {
-            wait(&input.subscribe(), &deadline, "the SSLRequest's answer")?;
+            wait(&input.subscribe(), &deadline, "the GSSENCRequest's answer")?;
             match input.read(1) {
                 Ok(bytes) => match bytes.first() {
                     Some(byte) => return check_reply(*byte),
@@ -164,10 +168,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ssl_request_is_postgres_wire_format() {
-        let length = u32::from_be_bytes(SSL_REQUEST[..4].try_into().unwrap());
-        let code = u32::from_be_bytes(SSL_REQUEST[4..].try_into().unwrap());
-        assert_eq!((length, code), (8, 80_877_103));
+    fn the_gssenc_request_is_postgres_wire_format() {
+        let length = u32::from_be_bytes(GSSENC_REQUEST[..4].try_into().unwrap());
+        let code = u32::from_be_bytes(GSSENC_REQUEST[4..].try_into().unwrap());
+        assert_eq!((length, code), (8, 80_877_104));
     }
 
     #[test]
@@ -185,8 +189,8 @@ mod tests {
     }
 
     #[test]
-    fn only_s_and_n_answer_an_ssl_request() {
-        assert_eq!(check_reply(b'S'), Ok(()));
+    fn only_g_and_n_answer_a_gssenc_request() {
+        assert_eq!(check_reply(b'G'), Ok(()));
         assert_eq!(check_reply(b'N'), Ok(()));
         assert_eq!(check_reply(b'E'), Err(ProbeError::NotPostgres(b'E')));
         assert!(ProbeError::NoAnswer("connect")

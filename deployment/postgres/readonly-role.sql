@@ -19,6 +19,12 @@
 \else
 DO $$ BEGIN RAISE EXCEPTION 'readonly-role.sql needs the role''s password in the environment variable RO_PASSWORD'; END $$;
 \endif
+-- An empty one would clear the role's password (PostgreSQL takes '' as none),
+-- and the service could no longer log in, with nothing to say why.
+SELECT :'ro_password' = '' AS ro_password_empty \gset
+\if :ro_password_empty
+DO $$ BEGIN RAISE EXCEPTION 'readonly-role.sql: RO_PASSWORD is empty'; END $$;
+\endif
 \if :{?ro_role}
 \else
 \set ro_role coworking_analytics

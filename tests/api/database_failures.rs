@@ -87,7 +87,7 @@ async fn a_restart_between_requests_fails_no_request() {
 }
 
 /// The variables that point the component at `port` on the loopback instead.
-fn with_port(db: &TestDatabase, port: u16) -> Vec<(String, String)> {
+fn variables_with_port(db: &TestDatabase, port: u16) -> Vec<(String, String)> {
     let mut variables = db_variables(db, "postgres", SUPERUSER_PASSWORD);
     variables.retain(|(name, _)| name != "SPIN_VARIABLE_DB_PORT");
     variables.push(("SPIN_VARIABLE_DB_PORT".into(), port.to_string()));
@@ -96,9 +96,9 @@ fn with_port(db: &TestDatabase, port: u16) -> Vec<(String, String)> {
 
 /// A database host that accepts connections and never answers (a hung or
 /// frozen server, a black-holed path): readiness probes it first and fails
-/// within the kubelet's timeout.
+/// within the kubelet's timeout; a report waits, as on Spin.
 #[tokio::test(flavor = "multi_thread")]
-async fn readiness_fails_within_the_probe_timeout_on_a_server_that_never_answers() {
+async fn on_a_server_that_never_answers_readiness_fails_in_time_and_a_report_waits() {
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = silent.local_addr().unwrap().port();
     let accepting = tokio::spawn(async move {
@@ -108,7 +108,7 @@ async fn readiness_fails_within_the_probe_timeout_on_a_server_that_never_answers
         }
     });
     let db = TestDatabase::new(Data::Schema).await;
-    let variables = with_port(&db, port);
+    let variables = variables_with_port(&db, port);
     let app = spawn_app_on(db, &variables).await;
 
     let (status, body, took) = timed_get(&app, "/readiness_check").await;
@@ -119,7 +119,26 @@ async fn readiness_fails_within_the_probe_timeout_on_a_server_that_never_answers
         logs.contains("readiness check failed: database unavailable: probe: no answer within 2 s"),
         "{logs}"
     );
+
+    // A report opens a new connection, which Spin bounds only while TCP
+    // connects: the server accepted, so the report waits for it.
+    let report = {
+        let url = format!("{}/api/reports/daily_usage", app.address);
+        let http = app.http.clone();
+        tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+    };
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        !report.is_finished(),
+        "the host bounded a connection's setup: Spin does not"
+    );
+    // The server goes away, closing what it held: the report ends.
     accepting.abort();
+    let status = tokio::time::timeout(Duration::from_secs(10), report)
+        .await
+        .expect("the report ends with the server")
+        .unwrap();
+    assert_eq!(status, 503);
 }
 
 /// The same fault on a warm pool, as Spin and the shim behave: Spin bounds
@@ -131,7 +150,7 @@ async fn readiness_fails_within_the_probe_timeout_on_a_server_that_never_answers
 async fn a_report_waits_as_long_as_the_database_does_not_answer() {
     let db = TestDatabase::new(Data::Seed).await;
     let proxy = FaultProxy::start(([127, 0, 0, 1], db.port()).into()).await;
-    let variables = with_port(&db, proxy.port());
+    let variables = variables_with_port(&db, proxy.port());
     let app = spawn_app_on(db, &variables).await;
     let (_, daily) = app.get_text("/api/reports/daily_usage").await;
 
@@ -172,7 +191,7 @@ async fn a_report_waits_as_long_as_the_database_does_not_answer() {
 async fn only_readiness_probes_the_database() {
     let db = TestDatabase::new(Data::Seed).await;
     let proxy = FaultProxy::start(([127, 0, 0, 1], db.port()).into()).await;
-    let variables = with_port(&db, proxy.port());
+    let variables = variables_with_port(&db, proxy.port());
     let app = spawn_app_on(db, &variables).await;
     assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));
     assert_eq!(

@@ -4,29 +4,11 @@
 //! the system bundle (`/etc/ssl/certs/ca-certificates.crt`, which SpinKube's
 //! executor mounts in the pods).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use test_support::{
     db_variables, spawn_app_on, Data, TestApp, TestCa, TestDatabase, SUPERUSER_PASSWORD,
 };
-
-/// A test's own directory for its authority's files, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("coworking-tls-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The component over `db` with this `db_sslmode` and, when given, this trust store.
 async fn app_with(db: TestDatabase, sslmode: &str, trust: Option<&TestCa>) -> TestApp {
@@ -47,8 +29,8 @@ async fn database_with_tls(ca: &TestCa) -> TestDatabase {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn require_connects_over_tls_when_the_runtime_trusts_the_authority() {
-    let scratch = Scratch::new("trusted");
-    let ca = TestCa::new(&scratch.0);
+    let scratch = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(scratch.path());
     let app = app_with(database_with_tls(&ca).await, "require", Some(&ca)).await;
 
     assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));
@@ -76,8 +58,8 @@ async fn require_connects_over_tls_when_the_runtime_trusts_the_authority() {
 /// `prefer` alike (which is why RDS needs its CA in the pods).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_untrusted_certificate_fails_the_connection() {
-    let scratch = Scratch::new("untrusted");
-    let ca = TestCa::new(&scratch.0);
+    let scratch = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(scratch.path());
     for sslmode in ["require", "prefer"] {
         let app = app_with(database_with_tls(&ca).await, sslmode, None).await;
         let (status, body) = app.get_text("/api/reports/daily_usage").await;

@@ -4,7 +4,7 @@
 //! what they should.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::dev::project_root;
@@ -35,6 +35,8 @@ fn buildspec_phases_and_variables() {
     assert_eq!(spec["version"].as_f64(), Some(0.2), "buildspec version 0.2");
     let names: Vec<&str> = phases.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["install", "pre_build", "build", "post_build"]);
+    // Its commands use bash (`<<<`), which CodeBuild runs only when told.
+    assert_eq!(spec["env"]["shell"].as_str(), Some("bash"));
     assert_eq!(
         spec["env"]["variables"]["IMAGE_REPO_NAME"].as_str(),
         Some("coworking-analytics")
@@ -179,7 +181,7 @@ esac"#,
 ];
 
 /// What a simulated build did.
-struct Run {
+struct SimulatedBuild {
     status: std::process::ExitStatus,
     /// What the commands printed.
     output: String,
@@ -189,7 +191,7 @@ struct Run {
     artifact: Option<String>,
 }
 
-impl Run {
+impl SimulatedBuild {
     fn pushed(&self) -> Vec<&str> {
         self.calls
             .iter()
@@ -198,18 +200,12 @@ impl Run {
     }
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-buildspec-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Run the buildspec with the stand-ins; `fail` names the step that fails
 /// (`tags`, `test`, `push`), or is empty.
-fn run_buildspec(fail: &str) -> Run {
+fn run_buildspec(fail: &str) -> SimulatedBuild {
     let (spec, phases) = buildspec();
-    let dir = scratch(if fail.is_empty() { "good" } else { fail });
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
     let (bin, commands, checkout, home) = (
         dir.join("bin"),
         dir.join("commands"),
@@ -257,7 +253,7 @@ fn run_buildspec(fail: &str) -> Run {
         .env("AWS_DEFAULT_REGION", REGION)
         .output()
         .expect("run bash");
-    let run = Run {
+    let run = SimulatedBuild {
         status: output.status,
         output: format!(
             "{}{}",
@@ -271,7 +267,6 @@ fn run_buildspec(fail: &str) -> Run {
             .collect(),
         artifact: fs::read_to_string(checkout.join("image.json")).ok(),
     };
-    fs::remove_dir_all(&dir).unwrap();
     run
 }
 
@@ -311,7 +306,12 @@ fn a_good_build_pushes_every_tag_and_writes_the_pushed_reference() {
         Some(format!("{{\"ImageURI\":\"{}:{}\"}}\n", repository(), TAGS[1]).as_str())
     );
     // The tests ran before anything was built or pushed.
-    let position = |prefix: &str| run.calls.iter().position(|c| c.starts_with(prefix));
+    let position = |prefix: &str| {
+        run.calls
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}: {:?}", run.calls))
+    };
     assert!(position("cargo xtask test") < position("docker buildx build"));
 }
 

@@ -76,7 +76,8 @@ fn serve(root: &Path, db: &Cluster, args: &UpArgs) -> Result<()> {
     let mut command = match supported_spin().filter(|_| !args.test_host) {
         Some(version) => {
             println!("xtask: running `spin up --build` ({version})");
-            let mut spin = Command::new("spin");
+            // `--build` runs cargo: it gets the same clean environment.
+            let mut spin = child_command("spin");
             spin.args(["up", "--build", "--listen", &args.listen])
                 .args(["--runtime-config-file", RUNTIME_CONFIG]);
             spin
@@ -91,7 +92,7 @@ fn serve(root: &Path, db: &Cluster, args: &UpArgs) -> Result<()> {
                  release): minutes on a fresh checkout, seconds after that"
             );
             build_component(root)?;
-            let mut host = Command::new(build_host(root)?);
+            let mut host = Command::new(build_host(root, false)?);
             host.args(["--from", "spin.toml", "--listen", &args.listen])
                 .args(["--runtime-config-file", RUNTIME_CONFIG]);
             host
@@ -129,19 +130,22 @@ pub fn build_component(root: &Path) -> Result<()> {
     ]))
 }
 
-/// Build the test host (release) and return its binary. With `--workspace`,
-/// cargo resolves the dependencies' features as for the workspace's tests, so
-/// wasmtime and the rest are the tests' build, not a second one (`-p
-/// spin-test-host` alone resolves them anew and recompiles them for minutes).
-pub fn build_host(root: &Path) -> Result<PathBuf> {
-    run(cargo_command().current_dir(root).args([
-        "build",
-        "--release",
-        "--locked",
-        "--workspace",
-        "--bin",
-        "spin-test-host",
-    ]))?;
+/// Build the test host (release) and return its binary. cargo resolves the
+/// dependencies' features anew for each selection of targets, and wasmtime
+/// built for one selection is rebuilt for another, for minutes: `beside_tests`
+/// builds every target of the workspace, as `cargo xtask test` has (the
+/// benchmark, after the tests in CI, then only links the host); otherwise the
+/// host alone is built, which a first `cargo xtask up` waits for.
+pub fn build_host(root: &Path, beside_tests: bool) -> Result<PathBuf> {
+    let targets: &[&str] = if beside_tests {
+        &["--workspace", "--all-targets"]
+    } else {
+        &["--workspace", "--bin", "spin-test-host"]
+    };
+    run(cargo_command()
+        .current_dir(root)
+        .args(["build", "--release", "--locked"])
+        .args(targets))?;
     let host = root.join("target/release/spin-test-host");
     ensure!(host.exists(), "{} was not built", host.display());
     Ok(host)
@@ -322,8 +326,13 @@ pub fn run(command: &mut Command) -> Result<()> {
 /// instead of none, and every switch between a plain `cargo build` and
 /// `cargo xtask` rebuilds ring, rustls, wasmtime-wasi-http and the host.
 pub fn cargo_command() -> Command {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = Command::new(cargo);
+    child_command(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+/// A program that runs cargo (cargo itself, `spin up --build`), without the
+/// variables of [`is_set_by_cargo_run`].
+fn child_command(program: &str) -> Command {
+    let mut command = Command::new(program);
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(is_set_by_cargo_run) {
             command.env_remove(name);
@@ -375,8 +384,8 @@ mod tests {
     #[test]
     fn up_applies_the_rollups_or_rolls_them_back() {
         let root = project_root();
-        let dir = std::env::temp_dir().join(format!("xtask-up-rollups-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("cluster");
         let db = Cluster::new(&dir, crate::postgres::free_port().unwrap());
         db.init("up-rollups-test").unwrap();
         db.start(&[]).unwrap();
@@ -402,7 +411,6 @@ mod tests {
             Ok(seen)
         })();
         let _ = db.stop("immediate");
-        let _ = fs::remove_dir_all(&dir);
         assert_eq!(outcome.unwrap(), [false, true, true, false, false, true]);
     }
 

@@ -16,7 +16,7 @@ use flate2::{Compression, GzBuilder};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::dev::{build_component, project_root};
+use crate::dev::{build_component, project_root, RUNTIME_CONFIG};
 use crate::release::package_version;
 
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -27,8 +27,6 @@ pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub const OUT_DIR: &str = "target/runtime-image";
 /// Where containerd-shim-spin looks for the application manifest.
 pub const SPIN_MANIFEST: &str = "spin.toml";
-/// Where it looks for Spin's runtime config; the project's, as it is.
-pub const RUNTIME_CONFIG: &str = crate::dev::RUNTIME_CONFIG;
 
 #[derive(Args)]
 pub struct ImageArgs {
@@ -298,17 +296,6 @@ mod tests {
         image_files(&project_root()).expect("the image files")
     }
 
-    fn scratch_dir(name: &str) -> PathBuf {
-        let dir = project_root()
-            .join("target")
-            .join("xtask-tests")
-            .join(format!("{name}-{}", std::process::id()));
-        if dir.exists() {
-            fs::remove_dir_all(&dir).unwrap();
-        }
-        dir
-    }
-
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut tar = Vec::new();
         flate2::read::GzDecoder::new(bytes)
@@ -356,7 +343,8 @@ mod tests {
     #[test]
     fn oci_layout_of_the_built_component() {
         let files = real_files();
-        let layout = scratch_dir("oci");
+        let layout_dir = tempfile::tempdir().unwrap();
+        let layout = layout_dir.path().join("oci");
         OciImage::new(&files)
             .unwrap()
             .write_layout(&layout, "1.2.3")
@@ -447,8 +435,6 @@ mod tests {
             root["component"]["coworking-analytics"]["variables"]
         );
         assert_eq!(spin["trigger"], root["trigger"]);
-
-        fs::remove_dir_all(&layout).unwrap();
     }
 
     /// umoci, a real OCI implementation, checks every digest and size while it
@@ -456,12 +442,14 @@ mod tests {
     #[test]
     fn umoci_unpacks_the_layout_to_the_images_files() {
         let files = real_files();
-        let layout = scratch_dir("umoci-layout");
+        let layout_dir = tempfile::tempdir().unwrap();
+        let layout = layout_dir.path().join("umoci-layout");
         OciImage::new(&files)
             .unwrap()
             .write_layout(&layout, "0.1.0")
             .unwrap();
-        let bundle = scratch_dir("umoci-bundle");
+        let bundle_dir = tempfile::tempdir().unwrap();
+        let bundle = bundle_dir.path().join("umoci-bundle");
 
         let mut umoci = Command::new("umoci");
         umoci.arg("unpack");
@@ -499,16 +487,15 @@ mod tests {
             unpacked == expected,
             "the rootfs holds exactly the image files"
         );
-
-        fs::remove_dir_all(&layout).unwrap();
-        fs::remove_dir_all(&bundle).unwrap();
     }
 
     #[test]
     fn building_twice_gives_the_same_image() {
         let files = real_files();
-        let first = scratch_dir("twice-a");
-        let second = scratch_dir("twice-b");
+        let first_dir = tempfile::tempdir().unwrap();
+        let first = first_dir.path().join("twice-a");
+        let second_dir = tempfile::tempdir().unwrap();
+        let second = second_dir.path().join("twice-b");
         let a = OciImage::new(&files).unwrap();
         a.write_layout(&first, "0.1.0").unwrap();
         let b = OciImage::new(&image_files(&project_root()).unwrap()).unwrap();
@@ -521,14 +508,13 @@ mod tests {
                 "{file}"
             );
         }
-        fs::remove_dir_all(&first).unwrap();
-        fs::remove_dir_all(&second).unwrap();
     }
 
     #[test]
     fn dockerfile_ships_the_files_of_the_oci_image() {
         let files = real_files();
-        let context = scratch_dir("context");
+        let context_dir = tempfile::tempdir().unwrap();
+        let context = context_dir.path().join("context");
         write_context(&files, &context).unwrap();
         let dockerfile =
             fs::read_to_string(project_root().join("runtime-image/Dockerfile")).unwrap();
@@ -564,7 +550,6 @@ mod tests {
         assert!(shipped == image, "the Dockerfile ships the same bytes");
         let context_files = fs::read_dir(&context).unwrap().count();
         assert_eq!(context_files, files.len(), "the context holds nothing else");
-        fs::remove_dir_all(&context).unwrap();
     }
 
     #[test]

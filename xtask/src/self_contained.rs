@@ -71,8 +71,8 @@ fn no_file_refers_to_the_folder_beside_the_repository() {
 
 #[test]
 fn the_check_finds_a_reference_and_allows_only_the_ci_fallback() {
-    let root = std::env::temp_dir().join(format!("xtask-self-contained-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
     fs::create_dir_all(root.join(".ci")).unwrap();
     fs::create_dir_all(root.join("tests/x")).unwrap();
     fs::create_dir_all(root.join("target")).unwrap();
@@ -83,7 +83,7 @@ fn the_check_finds_a_reference_and_allows_only_the_ci_fallback() {
     )
     .unwrap();
     fs::write(root.join("target/out.txt"), format!("{OUTSIDE}/anything\n")).unwrap();
-    let found = references(&root);
+    let found = references(root);
     assert_eq!(
         found,
         [format!(
@@ -97,6 +97,5 @@ fn the_check_finds_a_reference_and_allows_only_the_ci_fallback() {
         format!("cat {OUTSIDE}/notes/spin-runtime.md\n"),
     )
     .unwrap();
-    assert_eq!(references(&root).len(), 2);
-    fs::remove_dir_all(&root).unwrap();
+    assert_eq!(references(root).len(), 2);
 }

@@ -22,6 +22,9 @@ const SAMPLE_SECRETS: [(&str, &str); 2] = [
     ("deployment/postgres/secret.yaml", "postgres-admin"),
 ];
 
+/// The fallback shim installer's manifests.
+const FALLBACK_DIR: &str = "deployment/spinkube/fallback/";
+
 /// ConfigMaps that `kubectl create configmap` makes from the repository, as
 /// deployment/README.md says, because their files are too large to copy here.
 const CONFIG_MAPS_FROM_FILES: [&str; 1] = ["coworking-seed"];
@@ -31,7 +34,7 @@ fn spin_apps(documents: &[Document]) -> impl Iterator<Item = &Document> {
 }
 
 /// `spin.toml`'s `[variables]`: each name, and whether it is required.
-fn spin_toml_variables() -> BTreeMap<String, bool> {
+pub fn spin_toml_variables() -> BTreeMap<String, bool> {
     let path = manifests::project_root().join("spin.toml");
     let text = std::fs::read_to_string(&path).expect("read spin.toml");
     let manifest: toml::Table = toml::from_str(&text).expect("parse spin.toml");
@@ -236,13 +239,13 @@ fn operator_label_selectors_match(documents: &[Document]) -> Vec<Finding> {
             if !text.contains("core.spinkube.dev/") {
                 continue;
             }
+            // By the name label, or by the status label, whose key names the app.
             let app = apps.iter().find(|(name, _)| {
                 text.contains(&format!("\"core.spinkube.dev/app-name\":\"{name}\""))
+                    || text.contains(&format!("\"core.spinkube.dev/app.{name}.status\""))
             });
             let message = match app {
-                None => {
-                    "selects core.spinkube.dev/app-name of no SpinApp under deployment/".to_string()
-                }
+                None => "selects the labels of no SpinApp under deployment/".to_string(),
                 Some((name, app)) => {
                     match operator::selects(selector, &operator::pod_labels(app)) {
                         Some(true) => continue,
@@ -1075,12 +1078,23 @@ fn every_mounted_config_map_is_in_deployment_or_made_as_the_readme_says() {
 /// which must take every object but the sample Secrets, so that a real Secret
 /// made from the command line is never overwritten by a sample.
 #[test]
-fn the_readmes_label_selector_applies_everything_but_the_sample_secrets() {
+fn the_readmes_label_selector_applies_everything_but_the_sample_secrets_and_the_fallback() {
     let label = "/metadata/labels/app.kubernetes.io~1part-of";
     let mut found = Vec::new();
     for document in deployment() {
         let sample = SAMPLE_SECRETS.contains(&(document.file.as_str(), document.name()));
+        // The fallback installer is applied on its own, never beside the Shim.
+        let fallback = document.file.starts_with(FALLBACK_DIR);
         match (sample, document.str_at(label)) {
+            _ if fallback => {
+                if document.str_at(label) == Some("coworking") {
+                    found.push(document.finding(
+                        "/metadata/labels",
+                        "the fallback installer with part-of: coworking: `kubectl apply -l` \
+                         of a folder would install it beside runtime-class-manager",
+                    ));
+                }
+            }
             (false, Some("coworking")) | (true, None) => {}
             (false, _) => found.push(document.finding(
                 "/metadata/labels",

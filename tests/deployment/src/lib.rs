@@ -7,7 +7,8 @@
 //! - [`cross_checks`]: what the manifests say about each other, `spin.toml`, the
 //!   component's routes, `buildspec.yml` and the spin-operator's behaviour;
 //! - [`network_policy`]: egress peers as the EKS network policy agent enforces
-//!   them for calls through a Service's ClusterIP;
+//!   them for calls through a Service's ClusterIP, for the Services each
+//!   workload calls;
 //! - [`pod_security`]: the pods we ship against the "restricted" Pod Security
 //!   Standard;
 //! - [`service_links`]: the kubelet's service links in the pod against the

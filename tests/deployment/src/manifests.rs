@@ -13,6 +13,17 @@ pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A mapping of strings (labels, a selector's `matchLabels`), without its
+/// other values; empty when there is none.
+pub fn string_map(value: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+        .collect()
+}
+
 /// One YAML document of a manifest file, as JSON.
 #[derive(Debug, Clone)]
 pub struct Document {

@@ -1,16 +1,20 @@
-//! NetworkPolicy peers as the EKS network policy agent (the AWS VPC CNI's)
-//! enforces them for Services: a call to a Service's ClusterIP is admitted only
-//! when the egress peer's `podSelector` includes the Service's whole
-//! `spec.selector`. A peer that selects the pods behind a Service by some other
-//! label admits calls to the pods' own addresses, but every call through the
-//! Service is dropped (the usage logger's once was: the operator's Service
-//! `coworking` selects `core.spinkube.dev/app.coworking.status: ready`, the
-//! peer selected `core.spinkube.dev/app-name: coworking`).
+//! NetworkPolicy egress as EKS enforces it for calls through a Service. The
+//! VPC CNI's policy agent sees a pod's packets before the Service's address is
+//! translated to a pod's, so its controller (aws/amazon-network-policy-
+//! controller-k8s, `pkg/resolvers/endpoints.go`, `getMatchingServiceClusterIPs`)
+//! adds a Service's ClusterIP to a policy's allowed destinations only when the
+//! egress peer's `podSelector` matches the Service's `spec.selector` taken as a
+//! label set: every label the peer requires must be in the Service's selector.
+//! A peer that selects the pods behind a Service by another label (the usage
+//! logger's once selected `core.spinkube.dev/app-name`, where the operator's
+//! Service `coworking` selects only `core.spinkube.dev/app.coworking.status`)
+//! reaches the pods by their own addresses and drops every call through the
+//! Service.
 //!
-//! So: each egress peer that admits the pods behind a Service, on a port of
-//! that Service, must include that Service's selector in its `matchLabels`.
-//! The Services are ours and the ones spin-operator generates for the SpinApps;
-//! headless Services have no ClusterIP and are left out.
+//! So: for each Service that a workload calls (its name in a URL of the
+//! workload's configuration: container env, command, args, mounted ConfigMaps),
+//! the policies that select the workload must have an egress peer that the
+//! Service's selector satisfies, on a port of the Service.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +24,7 @@ use crate::manifests::{deployment, parse, Document, Finding};
 use crate::operator;
 
 type Labels = BTreeMap<String, String>;
+use crate::manifests::string_map as labels;
 
 /// A Service with a ClusterIP: its selector and the port numbers it is called
 /// on or forwards to.
@@ -27,32 +32,6 @@ struct Service {
     name: String,
     selector: Labels,
     ports: Vec<u64>,
-}
-
-fn labels(value: Option<&Value>) -> Labels {
-    value
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
-        .collect()
-}
-
-/// The labels of every pod that the manifests run: the pod templates, and the
-/// pods the operator makes for each SpinApp.
-fn pods(documents: &[Document]) -> Vec<Labels> {
-    documents
-        .iter()
-        .filter_map(|document| {
-            if document.is("SpinApp") {
-                Some(operator::pod_labels(document))
-            } else {
-                document
-                    .at("/spec/template/metadata/labels")
-                    .map(|value| labels(Some(value)))
-            }
-        })
-        .collect()
 }
 
 fn services(documents: &[Document]) -> Vec<Service> {
@@ -89,60 +68,100 @@ fn services(documents: &[Document]) -> Vec<Service> {
     services
 }
 
-/// The port numbers an egress rule admits; `None` for every port.
-fn rule_ports(rule: &Value) -> Option<Vec<u64>> {
-    let ports = rule.get("ports")?.as_array()?;
-    Some(
-        ports
-            .iter()
-            .filter_map(|port| port.get("port")?.as_u64())
-            .collect(),
-    )
+/// The text a workload is configured by: its pod template, and the data of the
+/// ConfigMaps it mounts (where a script names the URL it calls).
+fn configuration_text(workload: &Document, documents: &[Document]) -> String {
+    let spec = workload
+        .at("/spec/template/spec")
+        .cloned()
+        .unwrap_or_default();
+    let mut text = spec.to_string();
+    let mounted: Vec<&str> = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|volume| volume["configMap"]["name"].as_str())
+        .collect();
+    for config_map in documents.iter().filter(|d| d.is("ConfigMap")) {
+        if mounted.contains(&config_map.name()) {
+            text += &config_map
+                .at("/data")
+                .cloned()
+                .unwrap_or_default()
+                .to_string();
+        }
+    }
+    text
 }
 
-pub fn peers_include_the_selectors_of_the_services_they_reach(
-    documents: &[Document],
-) -> Vec<Finding> {
-    let pods = pods(documents);
+/// Whether `text` holds a URL whose host is the Service `name`, short
+/// (`http://coworking/`) or qualified (`http://coworking.ns.svc...`).
+fn calls(text: &str, name: &str) -> bool {
+    text.match_indices(&format!("://{name}"))
+        .any(|(at, found)| {
+            text[at + found.len()..]
+                .chars()
+                .next()
+                .is_none_or(|next| matches!(next, '.' | ':' | '/' | '"' | '\\' | '$'))
+        })
+}
+
+pub fn called_services_admit_their_callers(documents: &[Document]) -> Vec<Finding> {
     let services = services(documents);
     let mut found = Vec::new();
-    for policy in documents.iter().filter(|d| d.is("NetworkPolicy")) {
-        let rules = policy.at("/spec/egress").and_then(Value::as_array);
-        for (rule_index, rule) in rules.into_iter().flatten().enumerate() {
-            let ports = rule_ports(rule);
-            let peers = rule.get("to").and_then(Value::as_array);
-            for (peer_index, peer) in peers.into_iter().flatten().enumerate() {
-                // Peers in other namespaces, or by address, reach none of our Services.
-                let Some(selector) = peer.get("podSelector") else {
-                    continue;
-                };
-                if peer.get("namespaceSelector").is_some() {
-                    continue;
-                }
-                let included = labels(selector.get("matchLabels"));
-                for service in &services {
-                    let admits_its_pods = pods.iter().any(|pod| {
-                        operator::selects(&serde_json::json!(service.selector), pod) == Some(true)
-                            && operator::selects(selector, pod) == Some(true)
+    let workloads = documents
+        .iter()
+        .filter(|d| d.at("/spec/template/metadata/labels").is_some());
+    for workload in workloads {
+        let pod = labels(workload.at("/spec/template/metadata/labels"));
+        let text = configuration_text(workload, documents);
+        let policies: Vec<&Document> = documents
+            .iter()
+            .filter(|d| d.is("NetworkPolicy"))
+            .filter(|policy| {
+                policy
+                    .at("/spec/podSelector")
+                    .is_some_and(|selector| operator::selects(selector, &pod) == Some(true))
+            })
+            .collect();
+        for service in services
+            .iter()
+            .filter(|service| calls(&text, &service.name))
+        {
+            for policy in &policies {
+                let rules = policy.at("/spec/egress").and_then(Value::as_array);
+                let admitted = rules.into_iter().flatten().any(|rule| {
+                    let on_its_port =
+                        rule.get("ports")
+                            .and_then(Value::as_array)
+                            .is_none_or(|ports| {
+                                ports
+                                    .iter()
+                                    .filter_map(|port| port.get("port")?.as_u64())
+                                    .any(|port| service.ports.contains(&port))
+                            });
+                    let peers = rule.get("to").and_then(Value::as_array);
+                    let peer_admits = peers.into_iter().flatten().any(|peer| {
+                        peer.get("namespaceSelector").is_none()
+                            && peer.get("podSelector").is_some_and(|selector| {
+                                operator::selects(selector, &service.selector) == Some(true)
+                            })
                     });
-                    let on_its_port = ports
-                        .as_ref()
-                        .is_none_or(|ports| ports.iter().any(|p| service.ports.contains(p)));
-                    let whole_selector = service
-                        .selector
-                        .iter()
-                        .all(|(key, value)| included.get(key) == Some(value));
-                    if admits_its_pods && on_its_port && !whole_selector {
-                        found.push(policy.finding(
-                            format!("/spec/egress/{rule_index}/to/{peer_index}/podSelector"),
-                            format!(
-                                "admits the pods behind Service {} but not calls to its \
-                                 ClusterIP: the EKS network policy agent needs the peer's \
-                                 matchLabels to include the Service's whole selector {:?}",
-                                service.name, service.selector
-                            ),
-                        ));
-                    }
+                    on_its_port && peer_admits
+                });
+                if !admitted {
+                    found.push(policy.finding(
+                        "/spec/egress",
+                        format!(
+                            "{} {} calls Service {}, but no egress peer admits its ClusterIP: \
+                             EKS admits it for a peer whose podSelector the Service's selector \
+                             {:?} satisfies, on a port of the Service",
+                            workload.kind(),
+                            workload.name(),
+                            service.name,
+                            service.selector
+                        ),
+                    ));
                 }
             }
         }
@@ -151,56 +170,61 @@ pub fn peers_include_the_selectors_of_the_services_they_reach(
 }
 
 #[test]
-fn every_peer_that_reaches_a_service_includes_its_whole_selector() {
-    crate::manifests::assert_no_findings(&peers_include_the_selectors_of_the_services_they_reach(
-        deployment(),
+fn every_called_service_admits_its_callers_clusterip() {
+    crate::manifests::assert_no_findings(&called_services_admit_their_callers(deployment()));
+    // The check has something to check: the usage logger calls the app.
+    let logger = crate::manifests::object("Deployment", "usage-logger");
+    assert!(calls(
+        &configuration_text(logger, deployment()),
+        "coworking"
     ));
-    // The check has something to check: the usage logger reaches the app.
-    let logger = crate::manifests::object("NetworkPolicy", "usage-logger");
-    assert!(logger.at("/spec/egress/0/to/0/podSelector").is_some());
 }
 
 #[test]
-fn a_peer_that_selects_the_apps_pods_by_another_label_is_found() {
+fn a_peer_the_services_selector_does_not_satisfy_is_found() {
     let manifests = |peer_labels: &str| {
         parse(
             "deployment/usage-logger.yaml",
             &format!(
                 "kind: SpinApp\nmetadata: {{name: coworking}}\nspec: {{}}\n---\n\
+                 kind: ConfigMap\nmetadata: {{name: script}}\n\
+                 data: {{run.sh: \"curl http://coworking.$NS.svc.cluster.local/x\"}}\n---\n\
                  kind: Deployment\nmetadata: {{name: usage-logger}}\nspec:\n  template:\n\
-                 \x20   metadata: {{labels: {{app.kubernetes.io/name: usage-logger}}}}\n---\n\
+                 \x20   metadata: {{labels: {{app.kubernetes.io/name: usage-logger}}}}\n\
+                 \x20   spec: {{volumes: [{{name: s, configMap: {{name: script}}}}]}}\n---\n\
                  kind: NetworkPolicy\nmetadata: {{name: usage-logger}}\nspec:\n\
                  \x20 podSelector: {{matchLabels: {{app.kubernetes.io/name: usage-logger}}}}\n\
                  \x20 egress:\n\
                  \x20   - to: [{{podSelector: {{matchLabels: {{{peer_labels}}}}}}}]\n\
-                 \x20     ports: [{{protocol: TCP, port: 80}}]\n\
-                 \x20   - to: [{{namespaceSelector: {{}}, podSelector: {{matchLabels: {{k8s-app: kube-dns}}}}}}]\n"
+                 \x20     ports: [{{protocol: TCP, port: 80}}]\n"
             ),
         )
         .unwrap()
     };
-    let found = peers_include_the_selectors_of_the_services_they_reach(&manifests(
+    let check = |peer_labels| called_services_admit_their_callers(&manifests(peer_labels));
+    // The rule that dropped every call, and one that requires a label more.
+    for broken in [
         "core.spinkube.dev/app-name: coworking",
-    ));
-    assert_eq!(
-        found.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        [
-            "deployment/usage-logger.yaml, document 3 (NetworkPolicy usage-logger): \
-             /spec/egress/0/to/0/podSelector: admits the pods behind Service coworking but \
-             not calls to its ClusterIP: the EKS network policy agent needs the peer's \
-             matchLabels to include the Service's whole selector \
-             {\"core.spinkube.dev/app.coworking.status\": \"ready\"}"
-        ]
-    );
-    assert!(
-        peers_include_the_selectors_of_the_services_they_reach(&manifests(
-            "core.spinkube.dev/app.coworking.status: ready"
-        ))
-        .is_empty()
-    );
-    // Another port reaches no Service: nothing to find.
-    let other_port = manifests("core.spinkube.dev/app-name: coworking");
-    let mut other_port = other_port;
-    other_port[2].value["spec"]["egress"][0]["ports"][0]["port"] = 8080.into();
-    assert!(peers_include_the_selectors_of_the_services_they_reach(&other_port).is_empty());
+        "core.spinkube.dev/app-name: coworking, core.spinkube.dev/app.coworking.status: ready",
+    ] {
+        let found: Vec<String> = check(broken).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "deployment/usage-logger.yaml, document 4 (NetworkPolicy usage-logger): \
+                 /spec/egress: Deployment usage-logger calls Service coworking, but no egress \
+                 peer admits its ClusterIP: EKS admits it for a peer whose podSelector the \
+                 Service's selector {\"core.spinkube.dev/app.coworking.status\": \"ready\"} \
+                 satisfies, on a port of the Service"
+            ],
+            "{broken}"
+        );
+    }
+    assert!(check("core.spinkube.dev/app.coworking.status: ready").is_empty());
+    // The right peer on another port admits nothing.
+    let mut other_port = manifests("core.spinkube.dev/app.coworking.status: ready");
+    other_port[3].value["spec"]["egress"][0]["ports"][0]["port"] = 8080.into();
+    assert_eq!(called_services_admit_their_callers(&other_port).len(), 1);
+    assert!(calls("\"http://coworking\"", "coworking"));
+    assert!(!calls("http://coworking-public/", "coworking"));
 }

@@ -274,6 +274,8 @@ fn the_read_only_role_reads_users_tokens_and_analytics_and_nothing_else() {
          CREATE TABLE audit_log (entry text); INSERT INTO audit_log VALUES ('private');",
     );
 
+    let empty = create_role(&server, db, None, Some("")).unwrap_err();
+    assert!(empty.contains("RO_PASSWORD is empty"), "{empty}");
     let missing = create_role(&server, db, None, None).unwrap_err();
     assert!(
         missing.contains(

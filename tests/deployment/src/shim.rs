@@ -19,7 +19,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::manifests::{object, parse, project_root};
+use crate::manifests::{object, parse, project_root, string_map as labels};
 
 /// The containerd-shim-spin release the nodes run, and the Spin it embeds
 /// (its CHANGELOG: "Bump to Spin 3.6.3 release for Wasmtime security updates").
@@ -29,15 +29,6 @@ const EMBEDDED_SPIN: &str = "3.6.3";
 const SHIM_BINARY: &str = "containerd-shim-spin-v2";
 /// The runtime name of the fallback installer.
 const FALLBACK_RUNTIME: &str = "spin";
-
-fn labels(value: Option<&Value>) -> BTreeMap<String, String> {
-    value
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
-        .collect()
-}
 
 fn deployment_readme() -> String {
     std::fs::read_to_string(project_root().join("deployment/README.md")).expect("read the README")

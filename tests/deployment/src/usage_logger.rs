@@ -36,18 +36,15 @@ fn script() -> String {
 }
 
 /// A scratch directory of this test, removed when dropped.
-struct ScratchDir(PathBuf);
+struct ScratchDir(tempfile::TempDir);
 
 impl ScratchDir {
-    fn new(test: &str) -> ScratchDir {
-        let dir =
-            std::env::temp_dir().join(format!("deployment-checks-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create a scratch directory");
-        ScratchDir(dir)
+    fn new() -> ScratchDir {
+        ScratchDir(tempfile::tempdir().expect("create a scratch directory"))
     }
 
     fn write(&self, name: &str, text: &str, executable: bool) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.0.path().join(name);
         std::fs::write(&path, text).expect("write a scratch file");
         if executable {
             use std::os::unix::fs::PermissionsExt;
@@ -55,13 +52,6 @@ impl ScratchDir {
                 .expect("make it executable");
         }
         path
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        // Left behind in the temporary directory at worst.
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -241,7 +231,7 @@ fn the_deployment_runs_the_config_maps_script_every_30_seconds() {
 
 #[test]
 fn the_logger_calls_the_report_every_second_survives_an_outage_and_resumes() {
-    let scratch = ScratchDir::new("cadence");
+    let scratch = ScratchDir::new();
     let script = scratch.write(SCRIPT_KEY, &script(), false);
     let server = ReportServer::start("127.0.0.1:0".parse().unwrap());
     let address = server.address;
@@ -322,15 +312,15 @@ const FAKE_CURL: &str = "#!/bin/sh\nfor argument; do url=$argument; done\nprintf
 
 /// The logger's script with `env`, and a fake `curl` first on its PATH that
 /// answers 200 and appends each URL to the returned file.
-fn start_with_fake_curl(test: &str, env: &[(&str, &str)]) -> (ScratchDir, PathBuf, Logger) {
-    let scratch = ScratchDir::new(test);
+fn start_with_fake_curl(env: &[(&str, &str)]) -> (ScratchDir, PathBuf, Logger) {
+    let scratch = ScratchDir::new();
     let script = scratch.write(SCRIPT_KEY, &script(), false);
     scratch.write("curl", FAKE_CURL, true);
-    let calls = scratch.0.join("calls");
+    let calls = scratch.0.path().join("calls");
     let calls_env = calls.display().to_string();
     let mut env = env.to_vec();
     env.push(("CALLS", &calls_env));
-    let logger = Logger::start(&script, &env, Some(scratch.0.as_path()));
+    let logger = Logger::start(&script, &env, Some(scratch.0.path()));
     (scratch, calls, logger)
 }
 
@@ -352,10 +342,8 @@ fn wait_for_call(calls: &Path) -> String {
 
 #[test]
 fn by_default_the_logger_calls_the_operators_service_in_its_own_namespace() {
-    let (_scratch, calls, logger) = start_with_fake_curl(
-        "default-url",
-        &[("INTERVAL_SECONDS", "1"), ("POD_NAMESPACE", "analytics")],
-    );
+    let (_scratch, calls, logger) =
+        start_with_fake_curl(&[("INTERVAL_SECONDS", "1"), ("POD_NAMESPACE", "analytics")]);
     let url = wait_for_call(&calls);
     let (exit, _, _, stderr) = logger.terminate();
 
@@ -375,13 +363,10 @@ fn by_default_the_logger_calls_the_operators_service_in_its_own_namespace() {
 
 #[test]
 fn a_bad_interval_falls_back_to_30_seconds_and_sigterm_cuts_the_wait_short() {
-    let (_scratch, calls, logger) = start_with_fake_curl(
-        "bad-interval",
-        &[
-            ("INTERVAL_SECONDS", "30s"),
-            ("REPORT_URL", "http://coworking/api/reports/daily_usage"),
-        ],
-    );
+    let (_scratch, calls, logger) = start_with_fake_curl(&[
+        ("INTERVAL_SECONDS", "30s"),
+        ("REPORT_URL", "http://coworking/api/reports/daily_usage"),
+    ]);
     wait_for_call(&calls);
     let (exit, took, stdout, stderr) = logger.terminate();
     assert_eq!(

@@ -14,11 +14,11 @@ use wasmtime::component::Resource;
 use crate::bindings::fermyon::spin::key_value::{Error, Host, HostStore};
 use crate::server::State;
 
-type Map = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+type StoreMap = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
 /// The stores of one application that its component may open.
 pub struct KeyValueStores {
-    stores: HashMap<String, Map>,
+    stores: HashMap<String, StoreMap>,
 }
 
 impl KeyValueStores {
@@ -28,7 +28,7 @@ impl KeyValueStores {
         KeyValueStores {
             stores: allowed
                 .iter()
-                .map(|label| (label.clone(), Map::default()))
+                .map(|label| (label.clone(), StoreMap::default()))
                 .collect(),
         }
     }

@@ -6,12 +6,14 @@
 //! production runtime.
 
 mod capture;
+mod error_text;
 mod key_value;
 mod manifest;
 mod outbound;
 mod postgres;
 mod runtime_config;
 mod server;
+mod trust;
 mod variables;
 
 use std::collections::HashMap;
@@ -28,9 +30,10 @@ use crate::capture::CapturedOutput;
 use crate::key_value::KeyValueStores;
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
-use crate::postgres::{Pools, TrustStore};
+use crate::postgres::Pools;
 pub use crate::runtime_config::RuntimeConfig;
 use crate::server::{App, Server, State};
+use crate::trust::TrustStore;
 use crate::variables::{shim_environment, ComponentVariables, Lookup, Resolved};
 
 mod bindings {

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use tokio_postgres::config::Host;
 
-use crate::postgres::error_text;
+use crate::error_text::error_text;
 
 /// The default port of the `postgres` scheme.
 const POSTGRES_PORT: u16 = 5432;

@@ -20,8 +20,10 @@ use crate::bindings::spin::postgres::postgres::{
     Column, DbDataType, DbError, DbValue, Error, HostConnection, Interval, ParameterValue,
     QueryError, RowSet,
 };
+use crate::error_text::{anyhow_debug, error_text};
 use crate::outbound::OutboundPolicy;
 use crate::server::State;
+use crate::trust::TrustStore;
 
 /// Spin's pool size per address.
 const MAX_CONNECTIONS: usize = 64;
@@ -34,35 +36,6 @@ pub struct Pools {
     policy: OutboundPolicy,
     trust: TrustStore,
     pools: Mutex<HashMap<String, Pool>>,
-}
-
-/// The certificates that TLS to PostgreSQL trusts beyond the system's: Spin's
-/// native-tls (OpenSSL) reads the runtime process's `SSL_CERT_FILE`, a PEM
-/// bundle, in place of the system's bundle file (the system's directory of
-/// certificates stays). The host reads it from the environment it was given,
-/// so that each test can have a trust store of its own.
-#[derive(Default)]
-pub struct TrustStore(Vec<native_tls::Certificate>);
-
-impl TrustStore {
-    pub fn from_environment(environment: &HashMap<String, String>) -> Result<TrustStore> {
-        let Some(file) = environment.get("SSL_CERT_FILE") else {
-            return Ok(TrustStore::default());
-        };
-        let pem =
-            std::fs::read(file).map_err(|err| anyhow::anyhow!("SSL_CERT_FILE {file}: {err}"))?;
-        let certificates = native_tls::Certificate::stack_from_pem(&pem)
-            .map_err(|err| anyhow::anyhow!("SSL_CERT_FILE {file}: {err}"))?;
-        Ok(TrustStore(certificates))
-    }
-
-    fn connector(&self) -> Result<native_tls::TlsConnector, native_tls::Error> {
-        let mut builder = native_tls::TlsConnector::builder();
-        for certificate in &self.0 {
-            builder.add_root_certificate(certificate.clone());
-        }
-        builder.build()
-    }
 }
 
 impl Pools {
@@ -115,63 +88,6 @@ impl Pools {
         pools.insert(address.to_owned(), pool.clone());
         Ok(pool)
     }
-}
-
-/// An error as Spin's `connection-failed` text has it: anyhow's `{:?}` of the
-/// pool's error (`format!("{e:?}")` in `factor-outbound-pg`), the message and
-/// then its causes on lines of their own, numbered when there are two or more:
-///
-/// ```text
-/// Error occurred while creating a new object: error connecting to server
-///
-/// Caused by:
-///     0: error connecting to server
-///     1: Connection refused (os error 111)
-/// ```
-///
-/// (the shim's tokio-postgres, like this host's, leaves the cause out of its
-/// own message; Spin's backtrace, with `RUST_BACKTRACE`, is not reproduced).
-pub(crate) fn anyhow_debug(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let Some(first) = err.source() else {
-        return text;
-    };
-    text.push_str("\n\nCaused by:");
-    let numbered = first.source().is_some();
-    let mut cause = Some(first);
-    let mut number = 0;
-    while let Some(error) = cause {
-        let prefix = if numbered {
-            format!("{number: >5}: ")
-        } else {
-            "    ".to_string()
-        };
-        let indent = " ".repeat(prefix.len());
-        for (index, line) in error.to_string().lines().enumerate() {
-            text.push('\n');
-            text.push_str(if index == 0 { &prefix } else { &indent });
-            text.push_str(line);
-        }
-        cause = error.source();
-        number += 1;
-    }
-    text
-}
-
-/// An error and its causes on one line, as Spin's texts read
-/// (`Error occurred while creating a new object: db error: FATAL: ...`). A cause
-/// whose text its parent already ends with is not repeated.
-pub(crate) fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl crate::bindings::spin::postgres::postgres::Host for State {}
@@ -465,49 +381,4 @@ fn to_sql(value: ParameterValue) -> Result<Param, Error> {
             ))
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
-
-    impl std::fmt::Display for Layer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-
-    impl std::error::Error for Layer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|layer| layer as _)
-        }
-    }
-
-    #[test]
-    fn connection_errors_read_as_spins() {
-        let refused = Layer(
-            "Error occurred while creating a new object: error connecting to server",
-            Some(Box::new(Layer(
-                "error connecting to server",
-                Some(Box::new(Layer("Connection refused (os error 111)", None))),
-            ))),
-        );
-        assert_eq!(
-            anyhow_debug(&refused),
-            "Error occurred while creating a new object: error connecting to server\n\n\
-             Caused by:\n    0: error connecting to server\n    1: Connection refused (os error 111)"
-        );
-        let one_cause = Layer(
-            "db error",
-            Some(Box::new(Layer("FATAL: x\nDETAIL: y", None))),
-        );
-        assert_eq!(
-            anyhow_debug(&one_cause),
-            "db error\n\nCaused by:\n    FATAL: x\n    DETAIL: y"
-        );
-        assert_eq!(anyhow_debug(&Layer("alone", None)), "alone");
-    }
 }

@@ -83,9 +83,11 @@ impl WasiHttpView for State {
 }
 
 /// Spin's per-instance memory limit (`spin up --max-instance-memory`, the
-/// shim's `SPIN_MAX_INSTANCE_MEMORY`): growth past it fails, as `memory.grow`
-/// does, and the component's allocator then traps. Records the largest memory
-/// an instance grew to.
+/// shim's `SPIN_MAX_INSTANCE_MEMORY`): a linear memory may not grow past it
+/// (Spin's `memory_growing` compares each memory's desired size with it), so
+/// `memory.grow` fails and the component's allocator then traps. Records the
+/// largest total an instance's memories grew to. Spin's limiter is async; this
+/// one is not, which changes nothing the component can see.
 struct MemoryLimiter {
     app: Arc<App>,
     /// The linear memory of this store's instance, in bytes.
@@ -99,10 +101,14 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = self.consumed - current.min(self.consumed) + desired;
-        if self.app.max_instance_memory.is_some_and(|max| total > max) {
+        if self
+            .app
+            .max_instance_memory
+            .is_some_and(|max| desired > max)
+        {
             return Ok(false);
         }
+        let total = self.consumed - current.min(self.consumed) + desired;
         self.consumed = total;
         self.app.peak_memory.fetch_max(total, Ordering::Relaxed);
         Ok(true)
@@ -120,9 +126,10 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
 const MIB: usize = 1 << 20;
 
-/// One engine per process, configured as Spin's (spin-core's `Config::default`):
-/// async, epoch interruption, and the pooling instance allocator with Spin's
-/// limits, so that a new instance per request is cheap. Keeping the first pages
+/// One engine per process, configured as Spin 3.6.3's (spin-core's
+/// `Config::default`): epoch interruption, and the pooling instance allocator
+/// with Spin's limits for its default 1,000 instances, so that a new instance
+/// per request is cheap. Keeping the first pages
 /// of memories and tables resident resets them without unmapping, which spares
 /// every request its TLB shootdowns. Made under a lock: hosts that tests start
 /// at once share one engine, and so one pool of instance slots.
@@ -135,15 +142,21 @@ fn engine() -> Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     let mut pooling = PoolingAllocationConfig::default();
+    const INSTANCES: u32 = 1_000;
     pooling
-        .total_component_instances(1_000)
+        .total_component_instances(INSTANCES)
+        .total_memories(INSTANCES)
+        .total_tables(2 * INSTANCES)
+        .total_stacks(INSTANCES)
+        .total_core_instances(4 * INSTANCES)
+        .table_elements(100_000)
         .max_component_instance_size(10 * MIB)
+        .max_core_instance_size(10 * MIB)
         .max_core_instances_per_component(200)
-        .max_tables_per_component(20)
-        .table_elements(30_000)
+        .max_tables_per_component(64)
         .max_memories_per_component(32)
-        .total_memories(1_000)
-        .total_tables(2_000)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
         .max_memory_size(4 << 30)
         .linear_memory_keep_resident(2 * MIB)
         .table_keep_resident(MIB / 2);
@@ -255,7 +268,7 @@ impl Server {
                     Ok(response) => response,
                     Err(err) => {
                         eprintln!("Error processing request: {err:?}");
-                        answer(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new())
+                        trigger_response(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new())
                     }
                 }
             }
@@ -275,7 +288,7 @@ impl Server {
     /// a 404 with an empty body for any other name, whatever the method.
     fn well_known(&self, name: &str) -> Response<HyperOutgoingBody> {
         match name {
-            "health" => answer(StatusCode::OK, None, b"OK".to_vec()),
+            "health" => trigger_response(StatusCode::OK, None, b"OK".to_vec()),
             "info" => {
                 let mut info = serde_json::Map::new();
                 info.insert("name".into(), self.app.name.clone().into());
@@ -283,9 +296,9 @@ impl Server {
                     info.insert("version".into(), self.app.version.clone().into());
                 }
                 let body = serde_json::to_vec_pretty(&info).expect("a map of strings");
-                answer(StatusCode::OK, Some("application/json"), body)
+                trigger_response(StatusCode::OK, Some("application/json"), body)
             }
-            _ => answer(StatusCode::NOT_FOUND, None, Vec::new()),
+            _ => trigger_response(StatusCode::NOT_FOUND, None, Vec::new()),
         }
     }
 
@@ -313,9 +326,10 @@ impl Server {
                 let outbound = outbound.clone();
                 Box::pin(async move {
                     match used_for {
-                        // This wasmtime also asks for the implicit bind of a
-                        // connect (the wildcard address); Spin's does not, and
-                        // refuses every explicit bind and listen.
+                        // Since wasmtime 48 (this host's), a connect first asks
+                        // for its implicit bind, to the wildcard address; Spin's
+                        // wasmtime 42 does not ask, and Spin refuses every
+                        // explicit bind and listen.
                         SocketAddrUse::TcpBind => {
                             address.ip().is_unspecified() && address.port() == 0
                         }
@@ -443,7 +457,7 @@ fn check_authority<B>(req: &Request<B>) -> Result<(), Refused> {
 
 /// An answer of the trigger's own, with no headers but its content type (hyper
 /// adds `content-length` and `date`).
-fn answer(
+fn trigger_response(
     status: StatusCode,
     content_type: Option<&'static str>,
     body: Vec<u8>,

@@ -84,14 +84,14 @@ pub fn shim_environment(
     manifest: &Manifest,
     environment: &HashMap<String, String>,
 ) -> HashMap<String, String> {
-    let mut seen = environment.clone();
+    let mut as_seen = environment.clone();
     for name in manifest.variables.keys() {
         let plain = name.to_ascii_uppercase();
         if let Some(value) = environment.get(&plain) {
-            seen.insert(format!("SPIN_VARIABLE_{plain}"), value.clone());
+            as_seen.insert(format!("SPIN_VARIABLE_{plain}"), value.clone());
         }
     }
-    seen
+    as_seen
 }
 
 /// What `fermyon:spin/variables.get` answers, per Spin's variables factor.
