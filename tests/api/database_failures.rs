@@ -86,6 +86,25 @@ async fn a_restart_between_requests_fails_no_request() {
     assert_eq!(app.get_text("/api/reports/user_visits").await.0, 200);
 }
 
+/// The component over the seed data, reaching PostgreSQL through a proxy that
+/// counts connections and injects faults.
+async fn app_behind_a_proxy() -> (TestApp, FaultProxy) {
+    let db = TestDatabase::new(Data::Seed).await;
+    let proxy = FaultProxy::start(([127, 0, 0, 1], db.port()).into()).await;
+    let variables = variables_with_port(&db, proxy.port());
+    (spawn_app_on(db, &variables).await, proxy)
+}
+
+/// A GET that runs on while the test goes on: its status and body.
+fn get_in_background(app: &TestApp, path: &str) -> tokio::task::JoinHandle<(u16, String)> {
+    let url = format!("{}{path}", app.address);
+    let http = app.http.clone();
+    tokio::spawn(async move {
+        let response = http.get(url).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
 /// The variables that point the component at `port` on the loopback instead.
 fn variables_with_port(db: &TestDatabase, port: u16) -> Vec<(String, String)> {
     let mut variables = db_variables(db, "postgres", SUPERUSER_PASSWORD);
@@ -122,11 +141,7 @@ async fn on_a_server_that_never_answers_readiness_fails_in_time_and_a_report_wai
 
     // A report opens a new connection, which Spin bounds only while TCP
     // connects: the server accepted, so the report waits for it.
-    let report = {
-        let url = format!("{}/api/reports/daily_usage", app.address);
-        let http = app.http.clone();
-        tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
-    };
+    let report = get_in_background(&app, "/api/reports/daily_usage");
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(
         !report.is_finished(),
@@ -134,11 +149,11 @@ async fn on_a_server_that_never_answers_readiness_fails_in_time_and_a_report_wai
     );
     // The server goes away, closing what it held: the report ends.
     accepting.abort();
-    let status = tokio::time::timeout(Duration::from_secs(10), report)
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), report)
         .await
         .expect("the report ends with the server")
         .unwrap();
-    assert_eq!(status, 503);
+    assert_json_error(status, &body, 503);
 }
 
 /// The same fault on a warm pool, as Spin and the shim behave: Spin bounds
@@ -148,24 +163,14 @@ async fn on_a_server_that_never_answers_readiness_fails_in_time_and_a_report_wai
 /// Service. Once the fault ends, the waiting report ends too.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_report_waits_as_long_as_the_database_does_not_answer() {
-    let db = TestDatabase::new(Data::Seed).await;
-    let proxy = FaultProxy::start(([127, 0, 0, 1], db.port()).into()).await;
-    let variables = variables_with_port(&db, proxy.port());
-    let app = spawn_app_on(db, &variables).await;
+    let (app, proxy) = app_behind_a_proxy().await;
     let (_, daily) = app.get_text("/api/reports/daily_usage").await;
 
     proxy.set(Fault::BlackHole);
     let (status, body, took) = timed_get(&app, "/readiness_check").await;
     assert_eq!((status, body.as_str()), (500, "failed"));
     assert!(took < PROBE_TIMEOUT, "readiness took {took:?}");
-    let report = {
-        let url = format!("{}/api/reports/daily_usage", app.address);
-        let http = app.http.clone();
-        tokio::spawn(async move {
-            let response = http.get(url).send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        })
-    };
+    let report = get_in_background(&app, "/api/reports/daily_usage");
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(
         !report.is_finished(),
@@ -189,10 +194,7 @@ async fn a_report_waits_as_long_as_the_database_does_not_answer() {
 /// (their connections are pooled).
 #[tokio::test(flavor = "multi_thread")]
 async fn only_readiness_probes_the_database() {
-    let db = TestDatabase::new(Data::Seed).await;
-    let proxy = FaultProxy::start(([127, 0, 0, 1], db.port()).into()).await;
-    let variables = variables_with_port(&db, proxy.port());
-    let app = spawn_app_on(db, &variables).await;
+    let (app, proxy) = app_behind_a_proxy().await;
     assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));
     assert_eq!(
         proxy.connections(),
