@@ -4,8 +4,10 @@
 //!   1.32 strict JSON schemas and the SpinKube CRDs (spin-operator v0.6.1,
 //!   runtime-class-manager v0.2.0) vendored in `deployment/schemas/`, with the
 //!   keys that a CRD does not define rejected as well;
-//! - [`cross_checks`]: what the manifests say about each other, `spin.toml`, the
-//!   component's routes, `buildspec.yml` and the spin-operator's behaviour;
+//! - what the manifests say about each other and the rest of the project:
+//!   [`settings`] (`spin.toml`'s variables, ConfigMap and Secret keys),
+//!   [`operator_objects`] (what we ask of the objects spin-operator generates),
+//!   [`images`] (the pipeline's builds) and [`secrets`] (no password in git);
 //! - [`network_policy`]: egress peers as the EKS network policy agent enforces
 //!   them for calls through a Service's ClusterIP, for the Services each
 //!   workload calls;
@@ -24,7 +26,7 @@
 //! coworking-public): /spec/ports/0/targetPort: ...`.
 
 #[cfg(test)]
-mod cross_checks;
+mod images;
 #[cfg(test)]
 mod manifests;
 #[cfg(test)]
@@ -32,13 +34,19 @@ mod network_policy;
 #[cfg(test)]
 mod operator;
 #[cfg(test)]
+mod operator_objects;
+#[cfg(test)]
 mod pod_security;
 #[cfg(test)]
 mod postgres;
 #[cfg(test)]
 mod schema;
 #[cfg(test)]
+mod secrets;
+#[cfg(test)]
 mod service_links;
+#[cfg(test)]
+mod settings;
 #[cfg(test)]
 mod shim;
 #[cfg(test)]

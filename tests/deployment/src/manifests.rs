@@ -234,6 +234,50 @@ pub fn object(kind: &str, name: &str) -> &'static Document {
     document
 }
 
+/// The SpinApps among `documents`.
+pub fn spin_apps(documents: &[Document]) -> impl Iterator<Item = &Document> {
+    documents.iter().filter(|d| d.is("SpinApp"))
+}
+
+/// Every value under a key named `member`, anywhere in `value`, with its pointer.
+fn objects_under<'v>(
+    value: &'v Value,
+    member: &str,
+    path: String,
+    out: &mut Vec<(String, &'v Value)>,
+) {
+    match value {
+        Value::Object(fields) => {
+            for (key, child) in fields {
+                let child_path = format!("{path}/{}", pointer_segment(key));
+                if key == member {
+                    out.push((child_path.clone(), child));
+                }
+                objects_under(child, member, child_path, out);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                objects_under(item, member, format!("{path}/{index}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every value under a key named `member` in `document`, with its pointer.
+pub fn find<'v>(document: &'v Document, member: &str) -> Vec<(String, &'v Value)> {
+    let mut found = Vec::new();
+    objects_under(&document.value, member, String::new(), &mut found);
+    found
+}
+
+/// deployment/README.md, which the checks hold to its commands.
+pub fn deployment_readme() -> String {
+    std::fs::read_to_string(project_root().join("deployment/README.md"))
+        .expect("read deployment/README.md")
+}
+
 #[test]
 fn a_document_that_is_not_yaml_names_its_file_and_index() {
     let err = parse(

@@ -160,7 +160,7 @@ async fn a_service_named_db_sets_db_port_under_the_shim() {
 /// variable of spin.toml in upper case. None of ours does.
 #[test]
 fn no_service_of_ours_is_named_like_a_variable() {
-    let variables: Vec<String> = crate::cross_checks::spin_toml_variables()
+    let variables: Vec<String> = crate::settings::spin_toml_variables()
         .keys()
         .map(|name| name.to_ascii_uppercase())
         .collect();
