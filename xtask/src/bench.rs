@@ -24,6 +24,8 @@ use crate::dev::{
 };
 use crate::postgres::{free_port, Cluster};
 
+mod spin_floor;
+
 const PASSWORD: &str = "coworking bench";
 const UP_SQL: &str = "db/migrations/001_report_rollups.up.sql";
 const WASM: &str = "target/wasm32-wasip2/release/coworking_analytics.wasm";
@@ -126,9 +128,9 @@ const CONNECTIONS: [u32; 2] = [1, 16];
 
 /// What Spin's pool runs on a connection before each reuse, in one round trip
 /// (deadpool-postgres `RecyclingMethod::Clean`): part of every database request
-/// of the service, and of no pgbench floor. A pgbench compound command (`\;`).
-const POOL_RESET_SCRIPT: &str = "CLOSE ALL\\; SET SESSION AUTHORIZATION DEFAULT\\; RESET ALL\\; \
-     UNLISTEN *\\; SELECT pg_advisory_unlock_all()\\; DISCARD TEMP\\; DISCARD SEQUENCES;\n";
+/// of the service, of the Spin floor, and of no pgbench floor.
+const POOL_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 /// The key of the pool reset among the floors.
 const POOL_RESET: &str = "(Spin's connection reset)";
 
@@ -247,22 +249,45 @@ struct Floor {
     server_cpu_us: f64,
 }
 
-type Floors = BTreeMap<(&'static str, u32), Floor>;
+/// Floors by endpoint (or [`POOL_RESET`]) and connection count.
+type FloorMap = BTreeMap<(&'static str, u32), Floor>;
 
-/// Each endpoint's SQL through pgbench (extended protocol, as the service's
-/// driver), and the pool reset (simple protocol, as deadpool sends it).
+struct Floors {
+    /// PostgreSQL alone: each endpoint's SQL through pgbench (extended protocol,
+    /// one round trip), and the pool reset (simple protocol, as deadpool sends it).
+    pgbench: FloorMap,
+    /// What Spin's outbound PostgreSQL adds to each query: the reset, then the
+    /// query prepared and executed ([`spin_floor`]).
+    spin: FloorMap,
+}
+
 fn floors(db: &BenchDb, rollups: bool, duration: u64) -> Result<Floors> {
-    let mut floors = Floors::new();
+    let mut floors = Floors {
+        pgbench: FloorMap::new(),
+        spin: FloorMap::new(),
+    };
+    // A pgbench compound command (`\;`) is one round trip, as deadpool's batch.
+    let reset_script = format!(
+        "{};\n",
+        POOL_RESET_SQL.trim_end_matches(';').replace("; ", "\\; ")
+    );
     let scripts = endpoints(rollups)
         .into_iter()
         .filter_map(|endpoint| Some((endpoint.path, format!("{};\n", endpoint.sql?), "extended")))
-        .chain([(POOL_RESET, POOL_RESET_SCRIPT.to_owned(), "simple")]);
+        .chain([(POOL_RESET, reset_script, "simple")]);
     for (name, text, protocol) in scripts {
         let script = db.cluster.dir().join("floor.sql");
         fs::write(&script, text)?;
         for connections in CONNECTIONS {
             let run = db.pgbench(&script, "postgres", protocol, connections, duration, &[])?;
-            floors.insert((name, connections), run);
+            floors.pgbench.insert((name, connections), run);
+        }
+    }
+    for endpoint in endpoints(rollups) {
+        let Some(sql) = endpoint.sql else { continue };
+        for connections in CONNECTIONS {
+            let run = spin_floor::measure(db, sql, connections, duration)?;
+            floors.spin.insert((endpoint.path, connections), run);
         }
     }
     Ok(floors)
@@ -273,7 +298,7 @@ fn pool_reset_line(floors: &Floors) -> String {
     let runs: Vec<String> = CONNECTIONS
         .iter()
         .filter_map(|connections| {
-            let floor = floors.get(&(POOL_RESET, *connections))?;
+            let floor = floors.pgbench.get(&(POOL_RESET, *connections))?;
             Some(format!(
                 "{:.0} tps, {:.2} ms at {connections} conns",
                 floor.tps, floor.latency_ms
@@ -281,22 +306,28 @@ fn pool_reset_line(floors: &Floors) -> String {
         })
         .collect();
     format!(
-        "- Spin's pool resets a connection before each reuse (deadpool-postgres \
-         `RecyclingMethod::Clean`, one round trip of seven statements), which no floor \
-         above includes; that reset alone through pgbench: {}\n",
+        "- Spin floor: what Spin's outbound PostgreSQL sends for each request, through \
+         tokio-postgres on open connections: the pool's reset of a reused connection \
+         (deadpool-postgres `RecyclingMethod::Clean`, one round trip of seven statements), \
+         then the query prepared and executed (two round trips; pgbench's floor sends one). \
+         The ratio to it is what the component and HTTP cost. The reset alone through \
+         pgbench: {}\n",
         runs.join("; ")
     )
 }
 
 fn floor_table(rollups: bool, floors: &Floors) -> String {
     let mut table =
-        "| endpoint | conns | floor tps | floor avg ms |\n|---|---|---|---|\n".to_owned();
+        "| endpoint | conns | floor tps | floor avg ms | Spin floor tps | Spin floor avg ms |\n\
+                     |---|---|---|---|---|---|\n"
+            .to_owned();
     for endpoint in endpoints(rollups) {
         for connections in CONNECTIONS {
-            if let Some(floor) = floors.get(&(endpoint.path, connections)) {
+            let key = (endpoint.path, connections);
+            if let (Some(floor), Some(spin)) = (floors.pgbench.get(&key), floors.spin.get(&key)) {
                 table += &format!(
-                    "| {} | {connections} | {:.0} | {:.2} |\n",
-                    endpoint.path, floor.tps, floor.latency_ms
+                    "| {} | {connections} | {:.0} | {:.2} | {:.0} | {:.2} |\n",
+                    endpoint.path, floor.tps, floor.latency_ms, spin.tps, spin.latency_ms
                 );
             }
         }
@@ -340,28 +371,25 @@ fn service(
     let readers = collect_output(&mut child);
     let measured = (|| -> Result<String> {
         let first_200 = first_200(port, started, &mut child)?;
-        let mut table = "| endpoint | conns | req/s | ≈ Spin req/s | p50 | p99 | errors | floor tps | floor avg ms | ratio |\n\
-                         |---|---|---|---|---|---|---|---|---|---|\n"
+        let mut table = "| endpoint | conns | req/s | ≈ Spin req/s | p50 | p99 | errors \
+                         | floor tps | floor avg ms | ratio | Spin floor tps | Spin floor avg ms | ratio |\n\
+                         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
             .to_owned();
         for endpoint in endpoints(rollups) {
             for connections in CONNECTIONS {
                 let run = wrk(port, endpoint.path, connections, duration)?;
                 db.cancel_abandoned_queries()?;
-                let floor = floors.get(&(endpoint.path, connections));
+                let key = (endpoint.path, connections);
                 table += &format!(
-                    "| {} | {connections} | {:.0} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    "| {} | {connections} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
                     endpoint.path,
                     run.requests_per_second,
                     spin_estimate(run.requests_per_second),
                     run.p50,
                     run.p99,
                     run.errors,
-                    floor.map_or("—".to_owned(), |floor| format!("{:.0}", floor.tps)),
-                    floor.map_or("—".to_owned(), |floor| format!("{:.2}", floor.latency_ms)),
-                    floor.map_or("—".to_owned(), |floor| format!(
-                        "{:.2}",
-                        run.requests_per_second / floor.tps
-                    )),
+                    floor_cells(floors.pgbench.get(&key), run.requests_per_second),
+                    floor_cells(floors.spin.get(&key), run.requests_per_second),
                 );
             }
         }
@@ -406,6 +434,19 @@ fn service(
         ),
     };
     Ok(section + "\n")
+}
+
+/// A floor's tps, average latency, and the service's rate against it.
+fn floor_cells(floor: Option<&Floor>, requests_per_second: f64) -> String {
+    match floor {
+        Some(floor) => format!(
+            "{:.0} | {:.2} | {:.2}",
+            floor.tps,
+            floor.latency_ms,
+            requests_per_second / floor.tps
+        ),
+        None => "— | — | —".to_owned(),
+    }
 }
 
 /// What the real Spin serves of the test host's rate, as measured side by side:
@@ -706,11 +747,12 @@ impl BenchDb {
             failed == 0.0,
             "pgbench: {failed} failed transactions:\n{text}"
         );
+        let missing = |what: &str| format!("no {what} in pgbench's output:\n{text}");
         let transactions = field("number of transactions actually processed: ")
-            .context("no transaction count in pgbench's output")?;
+            .with_context(|| missing("transaction count"))?;
         Ok(Floor {
-            tps: field("tps = ").context("no tps in pgbench's output")?,
-            latency_ms: field("latency average = ").context("no latency in pgbench's output")?,
+            tps: field("tps = ").with_context(|| missing("tps"))?,
+            latency_ms: field("latency average = ").with_context(|| missing("latency"))?,
             server_cpu_us: cpu_ticks as f64 * 1e6 / clock_ticks_per_second() / transactions,
         })
     }
