@@ -43,6 +43,30 @@ fn buildspec_phases_and_variables() {
     );
 }
 
+/// The cache keeps paths of the checkout (CodeBuild resolves a relative path
+/// against it; an absolute one would tie the build to one machine's layout),
+/// and the registry it keeps is the one the toolchain container's cargo uses.
+#[test]
+fn the_cache_keeps_the_checkouts_registry_and_target() {
+    let (spec, phases) = buildspec();
+    let paths: Vec<&str> = spec["cache"]["paths"]
+        .as_sequence()
+        .expect("cache.paths")
+        .iter()
+        .map(yaml_str)
+        .collect();
+    assert_eq!(paths, [".cargo-registry/**/*", "target/**/*"]);
+    let xtask = phases
+        .iter()
+        .flat_map(|(_, commands)| commands)
+        .find(|command| command.starts_with("export XTASK="))
+        .expect("the buildspec defines $XTASK");
+    assert!(
+        xtask.contains("-v $CODEBUILD_SRC_DIR/.cargo-registry:/usr/local/cargo/registry"),
+        "the container's registry is the cached one: {xtask}"
+    );
+}
+
 #[test]
 fn buildspec_names_what_exists() {
     use clap::CommandFactory;

@@ -44,7 +44,7 @@ pub struct UpArgs {
 pub fn test(args: TestArgs) -> Result<()> {
     let root = project_root();
     ensure_wasm_target()?;
-    ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI])?;
+    ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI, CURL])?;
     build_component(&root)?;
     run(cargo_command()
         .current_dir(&root)
@@ -189,6 +189,12 @@ pub const SUDO: DebianPackage = DebianPackage {
 const UMOCI: DebianPackage = DebianPackage {
     name: "umoci",
     present: || on_path("umoci"),
+};
+/// The usage logger's script calls curl, as in its container: the deployment
+/// checks run it with this machine's.
+const CURL: DebianPackage = DebianPackage {
+    name: "curl",
+    present: || on_path("curl"),
 };
 /// The benchmark's HTTP load generator.
 pub const WRK: DebianPackage = DebianPackage {
