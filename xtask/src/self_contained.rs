@@ -19,22 +19,30 @@ const ALLOWED: [(&str, &str); 1] = [(
     concat!("bash ..", "/shared/toolchain/wasm32-wasip2.sh"),
 )];
 
-/// Folders that are not the project's sources: build output, the local
-/// database, git's own.
-const NOT_SOURCES: [&str; 3] = [".git", "target", ".dev"];
+/// Folders that are not the project's sources: git's own, and what `.gitignore`
+/// ignores at the root (build output, the local database, CodeBuild's cached
+/// cargo registry: thousands of crates' files, which are not ours to check).
+fn not_sources(root: &Path) -> Vec<String> {
+    let ignored = fs::read_to_string(root.join(".gitignore")).unwrap_or_default();
+    let top_level = ignored
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix('/'))
+        .map(|name| name.trim_end_matches('/').to_owned());
+    std::iter::once(".git".to_owned()).chain(top_level).collect()
+}
 
 /// Each `file:line` of the files under `root` (relative paths) that names
 /// [`OUTSIDE`], except the allowed lines.
 fn references(root: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
+    fn walk(root: &Path, dir: &Path, skip: &[String], found: &mut Vec<String>) {
         let entries = fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
         for entry in entries {
             let path = entry.expect("a directory entry").path();
             let relative = path.strip_prefix(root).expect("under the root");
             let name = relative.to_string_lossy().replace('\\', "/");
             if path.is_dir() {
-                if !NOT_SOURCES.contains(&name.as_str()) {
-                    walk(root, &path, found);
+                if !skip.contains(&name) {
+                    walk(root, &path, skip, found);
                 }
                 continue;
             }
@@ -53,7 +61,7 @@ fn references(root: &Path) -> Vec<String> {
         }
     }
     let mut found = Vec::new();
-    walk(root, root, &mut found);
+    walk(root, root, &not_sources(root), &mut found);
     found.sort();
     found
 }
@@ -82,7 +90,11 @@ fn the_check_finds_a_reference_and_allows_only_the_ci_fallback() {
         format!("fn schemas() {{}}\nconst DIR: &str = \"{OUTSIDE}/schemas\";\n"),
     )
     .unwrap();
+    fs::create_dir_all(root.join(".cargo-registry/src")).unwrap();
+    fs::write(root.join(".gitignore"), "/target\n/.cargo-registry/\n").unwrap();
+    // What git ignores at the root is not the project's: build output, a crate.
     fs::write(root.join("target/out.txt"), format!("{OUTSIDE}/anything\n")).unwrap();
+    fs::write(root.join(".cargo-registry/src/lib.rs"), format!("// {OUTSIDE}\n")).unwrap();
     let found = references(root);
     assert_eq!(
         found,
