@@ -126,11 +126,6 @@ const WRITES: [(&str, &str); 3] = [
 
 const CONNECTIONS: [u32; 2] = [1, 16];
 
-/// What Spin's pool runs on a connection before each reuse, in one round trip
-/// (deadpool-postgres `RecyclingMethod::Clean`): part of every database request
-/// of the service, of the Spin floor, and of no pgbench floor.
-const POOL_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
-     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 /// The key of the pool reset among the floors.
 const POOL_RESET: &str = "(Spin's connection reset)";
 
@@ -239,14 +234,34 @@ fn build(root: &Path) -> Result<PathBuf> {
     crate::dev::build_host(root, true)
 }
 
-/// PostgreSQL's own time for an endpoint's SQL, per connection count.
+/// The rate and average latency of an endpoint's SQL alone, per connection count.
 #[derive(Clone, Copy)]
 struct Floor {
     tps: f64,
     latency_ms: f64,
-    /// CPU time of the server's processes per transaction: unlike tps, it does
-    /// not depend on what else the shared cores are doing.
+}
+
+/// A pgbench run: its floor, and the CPU time of the server's processes per
+/// transaction, which unlike tps does not depend on what else the shared cores
+/// are doing (the write cost compares it).
+struct PgbenchRun {
+    floor: Floor,
     server_cpu_us: f64,
+}
+
+/// What Spin's pool runs on a connection before each reuse (deadpool-postgres
+/// `RecyclingMethod::Clean`), as one pgbench compound command (`\;`): one round
+/// trip, as deadpool sends it.
+fn pool_reset_script() -> String {
+    let reset = deadpool_postgres::RecyclingMethod::Clean
+        .query()
+        .expect("Clean runs a query");
+    let statements: Vec<&str> = reset
+        .split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .collect();
+    format!("{};\n", statements.join("\\; "))
 }
 
 /// Floors by endpoint (or [`POOL_RESET`]) and connection count.
@@ -256,8 +271,8 @@ struct Floors {
     /// PostgreSQL alone: each endpoint's SQL through pgbench (extended protocol,
     /// one round trip), and the pool reset (simple protocol, as deadpool sends it).
     pgbench: FloorMap,
-    /// What Spin's outbound PostgreSQL adds to each query: the reset, then the
-    /// query prepared and executed ([`spin_floor`]).
+    /// Each endpoint's SQL as Spin's outbound PostgreSQL sends it: the pool's
+    /// reset, then the query prepared and executed ([`spin_floor`]).
     spin: FloorMap,
 }
 
@@ -266,27 +281,27 @@ fn floors(db: &BenchDb, rollups: bool, duration: u64) -> Result<Floors> {
         pgbench: FloorMap::new(),
         spin: FloorMap::new(),
     };
-    // A pgbench compound command (`\;`) is one round trip, as deadpool's batch.
-    let reset_script = format!(
-        "{};\n",
-        POOL_RESET_SQL.trim_end_matches(';').replace("; ", "\\; ")
-    );
     let scripts = endpoints(rollups)
         .into_iter()
         .filter_map(|endpoint| Some((endpoint.path, format!("{};\n", endpoint.sql?), "extended")))
-        .chain([(POOL_RESET, reset_script, "simple")]);
+        .chain([(POOL_RESET, pool_reset_script(), "simple")]);
     for (name, text, protocol) in scripts {
         let script = db.cluster.dir().join("floor.sql");
         fs::write(&script, text)?;
         for connections in CONNECTIONS {
             let run = db.pgbench(&script, "postgres", protocol, connections, duration, &[])?;
-            floors.pgbench.insert((name, connections), run);
+            floors.pgbench.insert((name, connections), run.floor);
         }
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the Spin floor's runtime")?;
     for endpoint in endpoints(rollups) {
         let Some(sql) = endpoint.sql else { continue };
         for connections in CONNECTIONS {
-            let run = spin_floor::measure(db, sql, connections, duration)?;
+            let run = spin_floor::measure(&runtime, db, sql, connections, duration)?;
             floors.spin.insert((endpoint.path, connections), run);
         }
     }
@@ -307,11 +322,12 @@ fn pool_reset_line(floors: &Floors) -> String {
         .collect();
     format!(
         "- Spin floor: what Spin's outbound PostgreSQL sends for each request, through \
-         tokio-postgres on open connections: the pool's reset of a reused connection \
-         (deadpool-postgres `RecyclingMethod::Clean`, one round trip of seven statements), \
+         Spin's pool and client (deadpool-postgres, tokio-postgres): the reset of a reused \
+         connection (`RecyclingMethod::Clean`, one round trip of seven statements), \
          then the query prepared and executed (two round trips; pgbench's floor sends one). \
-         The ratio to it is what the component and HTTP cost. The reset alone through \
-         pgbench: {}\n",
+         The ratio to it is what the component and HTTP cost, and for /readiness_check \
+         its probe too (a TCP connection and a backend fork, which no floor makes). The \
+         reset alone through pgbench: {}\n",
         runs.join("; ")
     )
 }
@@ -321,18 +337,26 @@ fn floor_table(rollups: bool, floors: &Floors) -> String {
         "| endpoint | conns | floor tps | floor avg ms | Spin floor tps | Spin floor avg ms |\n\
                      |---|---|---|---|---|---|\n"
             .to_owned();
-    for endpoint in endpoints(rollups) {
+    for endpoint in endpoints(rollups).into_iter().filter(|e| e.sql.is_some()) {
         for connections in CONNECTIONS {
             let key = (endpoint.path, connections);
-            if let (Some(floor), Some(spin)) = (floors.pgbench.get(&key), floors.spin.get(&key)) {
-                table += &format!(
-                    "| {} | {connections} | {:.0} | {:.2} | {:.0} | {:.2} |\n",
-                    endpoint.path, floor.tps, floor.latency_ms, spin.tps, spin.latency_ms
-                );
-            }
+            table += &format!(
+                "| {} | {connections} | {} | {} |\n",
+                endpoint.path,
+                floor_figures(floors.pgbench.get(&key)),
+                floor_figures(floors.spin.get(&key)),
+            );
         }
     }
     format!("{table}\n{}\n", pool_reset_line(floors))
+}
+
+/// A floor's tps and average latency, as two cells.
+fn floor_figures(floor: Option<&Floor>) -> String {
+    match floor {
+        Some(floor) => format!("{:.0} | {:.2}", floor.tps, floor.latency_ms),
+        None => "— | —".to_owned(),
+    }
 }
 
 /// Start the host, time its first 200, run wrk on every endpoint, stop it.
@@ -438,15 +462,10 @@ fn service(
 
 /// A floor's tps, average latency, and the service's rate against it.
 fn floor_cells(floor: Option<&Floor>, requests_per_second: f64) -> String {
-    match floor {
-        Some(floor) => format!(
-            "{:.0} | {:.2} | {:.2}",
-            floor.tps,
-            floor.latency_ms,
-            requests_per_second / floor.tps
-        ),
-        None => "— | — | —".to_owned(),
-    }
+    let ratio = floor.map_or("—".to_owned(), |floor| {
+        format!("{:.2}", requests_per_second / floor.tps)
+    });
+    format!("{} | {ratio}", floor_figures(floor))
 }
 
 /// What the real Spin serves of the test host's rate, as measured side by side:
@@ -617,7 +636,7 @@ fn write_cost(
         let path = work.join("write.sql");
         fs::write(&path, script)?;
         for connections in CONNECTIONS {
-            let mut runs: [Vec<Floor>; 2] = [Vec::new(), Vec::new()];
+            let mut runs: [Vec<PgbenchRun>; 2] = [Vec::new(), Vec::new()];
             for _ in 0..rounds {
                 for rollups in [false, true] {
                     let run = db.pgbench(
@@ -631,10 +650,11 @@ fn write_cost(
                     runs[usize::from(rollups)].push(run);
                 }
             }
-            let median_of =
-                |runs: &[Floor], field: fn(&Floor) -> f64| median(runs.iter().map(field).collect());
+            let median_of = |runs: &[PgbenchRun], field: fn(&PgbenchRun) -> f64| {
+                median(runs.iter().map(field).collect())
+            };
             let [tps_without, tps_with] =
-                [&runs[0], &runs[1]].map(|runs| median_of(runs, |r| r.tps));
+                [&runs[0], &runs[1]].map(|runs| median_of(runs, |r| r.floor.tps));
             let [cpu_without, cpu_with] =
                 [&runs[0], &runs[1]].map(|runs| median_of(runs, |r| r.server_cpu_us));
             table += &format!(
@@ -713,7 +733,7 @@ impl BenchDb {
         connections: u32,
         duration: u64,
         variables: &[String],
-    ) -> Result<Floor> {
+    ) -> Result<PgbenchRun> {
         not_interrupted()?;
         let mut command = self.cluster.client("pgbench", database)?;
         command
@@ -750,9 +770,11 @@ impl BenchDb {
         let missing = |what: &str| format!("no {what} in pgbench's output:\n{text}");
         let transactions = field("number of transactions actually processed: ")
             .with_context(|| missing("transaction count"))?;
-        Ok(Floor {
-            tps: field("tps = ").with_context(|| missing("tps"))?,
-            latency_ms: field("latency average = ").with_context(|| missing("latency"))?,
+        Ok(PgbenchRun {
+            floor: Floor {
+                tps: field("tps = ").with_context(|| missing("tps"))?,
+                latency_ms: field("latency average = ").with_context(|| missing("latency"))?,
+            },
             server_cpu_us: cpu_ticks as f64 * 1e6 / clock_ticks_per_second() / transactions,
         })
     }
@@ -838,6 +860,18 @@ fn clock_ticks_per_second() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// deadpool's seven statements, as one pgbench command: one round trip.
+    #[test]
+    fn the_pool_reset_is_one_compound_pgbench_command() {
+        let script = pool_reset_script();
+        assert_eq!(script.lines().count(), 1, "{script}");
+        assert!(script.ends_with("DISCARD SEQUENCES;\n"), "{script}");
+        let statements: Vec<&str> = script.trim_end_matches(";\n").split("\\; ").collect();
+        assert_eq!(statements.len(), 7, "{script}");
+        assert_eq!(statements[0], "CLOSE ALL");
+        assert!(statements.iter().all(|s| !s.contains(';')), "{script}");
+    }
 
     #[test]
     fn spin_estimates_scale_the_hosts_rate_by_the_measured_ratio() {

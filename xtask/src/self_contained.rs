@@ -28,7 +28,9 @@ fn not_sources(root: &Path) -> Vec<String> {
         .lines()
         .filter_map(|line| line.trim().strip_prefix('/'))
         .map(|name| name.trim_end_matches('/').to_owned());
-    std::iter::once(".git".to_owned()).chain(top_level).collect()
+    std::iter::once(".git".to_owned())
+        .chain(top_level)
+        .collect()
 }
 
 /// Each `file:line` of the files under `root` (relative paths) that names
@@ -94,7 +96,11 @@ fn the_check_finds_a_reference_and_allows_only_the_ci_fallback() {
     fs::write(root.join(".gitignore"), "/target\n/.cargo-registry/\n").unwrap();
     // What git ignores at the root is not the project's: build output, a crate.
     fs::write(root.join("target/out.txt"), format!("{OUTSIDE}/anything\n")).unwrap();
-    fs::write(root.join(".cargo-registry/src/lib.rs"), format!("// {OUTSIDE}\n")).unwrap();
+    fs::write(
+        root.join(".cargo-registry/src/lib.rs"),
+        format!("// {OUTSIDE}\n"),
+    )
+    .unwrap();
     let found = references(root);
     assert_eq!(
         found,

@@ -1,26 +1,31 @@
 //! The floor as Spin pays it: each database request of the service is, in
-//! Spin's outbound PostgreSQL, the pool's reset of a reused connection
-//! (deadpool-postgres `RecyclingMethod::Clean`, one round trip), then the query
+//! Spin's outbound PostgreSQL, a connection from its deadpool-postgres pool,
+//! reset on reuse (`RecyclingMethod::Clean`, one round trip), then the query
 //! prepared (one round trip) and executed (one more). pgbench cannot split a
-//! query into those round trips, so this floor runs them through tokio-postgres,
-//! the client Spin uses, on connections that stay open as the pool's do. Against
-//! it, the service's ratio is what the component and HTTP cost on their own.
+//! query into those round trips, so this floor runs them through the same pool
+//! and client (tokio-postgres 0.7; Spin 3.6.3 locks 0.7.12). Against it, the
+//! service's ratio is what the component and HTTP cost on their own, and, for
+//! readiness, the probe (`src/probe.rs`), which no floor makes.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-use super::{clock_ticks_per_second, not_interrupted, BenchDb, Floor, PASSWORD, POOL_RESET_SQL};
+use super::{not_interrupted, BenchDb, Floor, INTERRUPTED, PASSWORD};
 
-/// Run Spin's sequence for `sql` on `connections` connections for `duration`
-/// seconds, timed from when every connection is open.
-pub fn measure(db: &BenchDb, sql: &str, connections: u32, duration: u64) -> Result<Floor> {
+/// Run Spin's sequence for `sql` on a pool of `connections` connections, one
+/// request at a time on each, for `duration` seconds, timed from when every
+/// connection is open.
+pub fn measure(
+    runtime: &tokio::runtime::Runtime,
+    db: &BenchDb,
+    sql: &str,
+    connections: u32,
+    duration: u64,
+) -> Result<Floor> {
     not_interrupted()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("start the Spin floor's runtime")?;
     runtime.block_on(async {
         let mut config = tokio_postgres::Config::new();
         config
@@ -29,28 +34,28 @@ pub fn measure(db: &BenchDb, sql: &str, connections: u32, duration: u64) -> Resu
             .user("postgres")
             .dbname("postgres")
             .password(PASSWORD);
-        let mut pool = Vec::new();
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Clean,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(connections as usize)
+            .build()
+            .context("build the Spin floor's pool")?;
+        // Open every connection first: the floor is of reused ones.
+        let mut opened = Vec::new();
         for _ in 0..connections {
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .context("connect for the Spin floor")?;
-            pool.push((client, tokio::spawn(connection)));
+            opened.push(pool.get().await.context("connect for the Spin floor")?);
         }
-        let cpu_before = db.server_cpu_ticks()?;
+        drop(opened);
+
         let started = Instant::now();
         let deadline = started + Duration::from_secs(duration);
-        let workers: Vec<_> = pool
-            .into_iter()
-            .map(|(client, driver)| {
-                let sql = sql.to_owned();
-                tokio::spawn(async move {
-                    let run = requests_until(&client, &sql, deadline).await;
-                    drop(client);
-                    driver.await??;
-                    run
-                })
-            })
+        let workers: Vec<_> = (0..connections)
+            .map(|_| tokio::spawn(requests_until(pool.clone(), sql.to_owned(), deadline)))
             .collect();
         let (mut requests, mut busy) = (0, Duration::ZERO);
         for worker in workers {
@@ -59,14 +64,11 @@ pub fn measure(db: &BenchDb, sql: &str, connections: u32, duration: u64) -> Resu
             busy += run.busy;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        // As for pgbench: the backends' time is the postmaster's once it reaped them.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let cpu_ticks = db.server_cpu_ticks()? - cpu_before;
+        not_interrupted()?;
         anyhow::ensure!(requests > 0, "the Spin floor completed no request");
         Ok(Floor {
             tps: requests as f64 / elapsed,
             latency_ms: busy.as_secs_f64() * 1e3 / requests as f64,
-            server_cpu_us: cpu_ticks as f64 * 1e6 / clock_ticks_per_second() / requests as f64,
         })
     })
 }
@@ -76,22 +78,20 @@ struct ConnectionRun {
     busy: Duration,
 }
 
-/// One pooled connection: reset, prepare, execute, until `deadline`.
-async fn requests_until(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    deadline: Instant,
-) -> Result<ConnectionRun> {
+/// One request after the other, as one connection of the service's pool
+/// serves them, until `deadline` (or Ctrl-C).
+async fn requests_until(pool: Pool, sql: String, deadline: Instant) -> Result<ConnectionRun> {
     let mut run = ConnectionRun {
         requests: 0,
         busy: Duration::ZERO,
     };
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !INTERRUPTED.load(Ordering::SeqCst) {
         let started = Instant::now();
-        client.batch_execute(POOL_RESET_SQL).await?;
-        // A query by its text: tokio-postgres prepares it, then executes it,
-        // as Spin's `query` does.
-        client.query(sql, &[]).await?;
+        // The pool resets the connection it hands out; a query by its text is
+        // prepared, then executed, as Spin's `query` does.
+        let client = pool.get().await?;
+        client.query(&sql, &[]).await?;
+        drop(client);
         run.busy += started.elapsed();
         run.requests += 1;
     }
