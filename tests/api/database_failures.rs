@@ -10,9 +10,13 @@ use test_support::{
 /// The readiness probe's timeout in the SpinApp.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A request and how long it took; a request still unanswered after twice the
+/// probe's timeout fails the test rather than hold it.
 async fn timed_get(app: &TestApp, path: &str) -> (u16, String, Duration) {
     let started = Instant::now();
-    let (status, body) = app.get_text(path).await;
+    let (status, body) = tokio::time::timeout(PROBE_TIMEOUT * 2, app.get_text(path))
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {path} within {:?}", PROBE_TIMEOUT * 2));
     (status, body, started.elapsed())
 }
 

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::manifests::Document;
+use crate::manifests::{string_map, Document};
 
 /// The port the shim serves the app on, in every pod and in the generated Service.
 pub const HTTP_PORT: u64 = 80;
@@ -29,13 +29,7 @@ pub const HTTP_PORT_NAME: &str = "http-app";
 /// The labels of the pods the operator generates for `spin_app`.
 pub fn pod_labels(spin_app: &Document) -> BTreeMap<String, String> {
     let name = spin_app.name();
-    let mut labels: BTreeMap<String, String> = spin_app
-        .at("/spec/podLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
-        .collect();
+    let mut labels = string_map(spin_app.at("/spec/podLabels"));
     // The operator's own labels win over podLabels of the same key (maps.Copy).
     labels.insert("core.spinkube.dev/app-name".to_string(), name.to_string());
     labels.insert(

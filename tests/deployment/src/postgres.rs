@@ -192,9 +192,8 @@ fn the_seed_job_gives_the_service_role_the_services_credentials() {
 fn the_seed_job_loads_db_once_and_creates_the_read_only_role() {
     let server = Server::start();
     // The ConfigMap coworking-seed: db/'s files and readonly-role.sql side by side.
-    let seed_dir =
-        std::env::temp_dir().join(format!("deployment-checks-{}-seed", std::process::id()));
-    std::fs::create_dir_all(&seed_dir).unwrap();
+    let seed = tempfile::tempdir().unwrap();
+    let seed_dir = seed.path();
     for entry in std::fs::read_dir(project_root().join("db")).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() {
@@ -224,7 +223,7 @@ fn the_seed_job_loads_db_once_and_creates_the_read_only_role() {
                 .env("PGPASSWORD", SUPERUSER_PASSWORD)
                 .env("RO_ROLE", &role)
                 .env("RO_PASSWORD", ROLE_PASSWORD)
-                .env("SEED_DIR", &seed_dir)
+                .env("SEED_DIR", seed_dir)
                 .output()
                 .expect("run sh"),
         )
@@ -258,7 +257,6 @@ fn the_seed_job_loads_db_once_and_creates_the_read_only_role() {
         read,
         Ok(count_inserts("3_seed_tokens.sql", "tokens").to_string())
     );
-    std::fs::remove_dir_all(&seed_dir).unwrap();
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::manifests::{object, parse, project_root, string_map as labels};
+use crate::manifests::{deployment_readme, object, parse, project_root, string_map as labels};
 
 /// The containerd-shim-spin release the nodes run, and the Spin it embeds
 /// (its CHANGELOG: "Bump to Spin 3.6.3 release for Wasmtime security updates").
@@ -29,10 +29,6 @@ const EMBEDDED_SPIN: &str = "3.6.3";
 const SHIM_BINARY: &str = "containerd-shim-spin-v2";
 /// The runtime name of the fallback installer.
 const FALLBACK_RUNTIME: &str = "spin";
-
-fn deployment_readme() -> String {
-    std::fs::read_to_string(project_root().join("deployment/README.md")).expect("read the README")
-}
 
 #[test]
 fn the_runtime_class_is_the_one_the_shim_installs_on_provisioned_nodes() {
