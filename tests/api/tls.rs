@@ -51,6 +51,38 @@ async fn require_connects_over_tls_when_the_runtime_trusts_the_authority() {
     let (encrypted, all): (i64, i64) = (sessions.get(0), sessions.get(1));
     assert!(all > 0, "the service holds a pooled session");
     assert_eq!(encrypted, all, "every session of the service uses TLS");
+    assert_probes_leave_no_tls_error_in_the_server_log(&app).await;
+}
+
+/// Readiness's probe hangs up after the server's first byte. After an
+/// SSLRequest a server with TLS on would log `could not accept SSL connection:
+/// EOF detected` for every probe; the probe's GSSENCRequest leaves nothing.
+async fn assert_probes_leave_no_tls_error_in_the_server_log(app: &TestApp) {
+    for _ in 0..3 {
+        assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));
+    }
+    // A line logged after the probes: once it is in the log, so is what they caused.
+    let marker = "coworking-tls-test: after the probes";
+    app.db
+        .execute(&format!("DO $$ BEGIN RAISE LOG '{marker}'; END $$"))
+        .await;
+    let log_dir = app.db.data_dir().join("log");
+    let started = Instant::now();
+    let log = loop {
+        let mut log = String::new();
+        for entry in std::fs::read_dir(&log_dir).expect("the server's log directory") {
+            log += &std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        }
+        if log.contains(marker) {
+            break log;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no {marker:?} in the log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!log.contains("could not accept SSL connection"), "{log}");
 }
 
 /// With TLS, the server's certificate is verified: an authority the runtime
