@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use spin_sdk::pg4::{Connection, PgError, QueryError, RowSet};
+use spin_sdk::pg4::{Connection, ParameterValue, PgError, QueryError, RowSet};
 use spin_sdk::variables;
 
 use crate::config::{DbSettings, ReportSource};
@@ -14,18 +14,50 @@ use crate::reports::{rollups_unavailable, rollups_unavailable_notice, ReportSql}
 
 /// Read the database settings from the component's Spin variables.
 pub fn settings() -> Result<DbSettings, AppError> {
-    Ok(DbSettings::load(|name| match variables::get(name) {
+    Ok(DbSettings::load(variable)?)
+}
+
+/// A Spin variable's value, `None` when it is undefined, or the host's error.
+pub fn variable(name: &str) -> Result<Option<String>, String> {
+    match variables::get(name) {
         Ok(value) => Ok(Some(value)),
         Err(variables::Error::Undefined(_)) => Ok(None),
         Err(err) => Err(err.to_string()),
-    })?)
+    }
 }
 
 /// Run one query on a connection whose statements end after `timeout`.
-pub fn query(settings: &DbSettings, timeout: Duration, sql: &str) -> Result<RowSet, AppError> {
-    let describe = |err: PgError| classify(err, |detail| settings.redact(detail));
-    let connection = Connection::open(&settings.address(timeout)).map_err(describe)?;
-    connection.query(sql, &[]).map_err(describe)
+pub fn query(
+    settings: &DbSettings,
+    timeout: Duration,
+    sql: &str,
+    parameters: &[ParameterValue],
+) -> Result<RowSet, AppError> {
+    Session::open(settings, timeout)?.query(sql, parameters)
+}
+
+/// A connection whose statements end after a timeout, for a request that runs
+/// more than one query: Spin resets a pooled connection on every open.
+pub struct Session<'a> {
+    connection: Connection,
+    settings: &'a DbSettings,
+}
+
+impl<'a> Session<'a> {
+    pub fn open(settings: &'a DbSettings, timeout: Duration) -> Result<Session<'a>, AppError> {
+        let connection = Connection::open(&settings.address(timeout))
+            .map_err(|err| classify(err, |detail| settings.redact(detail)))?;
+        Ok(Session {
+            connection,
+            settings,
+        })
+    }
+
+    pub fn query(&self, sql: &str, parameters: &[ParameterValue]) -> Result<RowSet, AppError> {
+        self.connection
+            .query(sql, parameters)
+            .map_err(|err| classify(err, |detail| self.settings.redact(detail)))
+    }
 }
 
 /// Run a report from where `report_source` says: the rollups, `tokens`, or

@@ -13,14 +13,18 @@ use crate::probe::{self, Target};
 use crate::render;
 use crate::reports::{self, DailyUsage, UserVisits};
 use crate::routes::{self, Dispatch, Endpoint};
+use crate::v2;
 
 /// The readiness query's statement timeout, after the probe's 2 s at most.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A report that takes longer is a database in trouble, answered with 503.
-const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[http_component]
 fn handle(req: Request) -> Response {
+    if v2::routes::is_v2(req.path()) {
+        return v2::handlers::handle(&req);
+    }
     match routes::dispatch(&req.method().to_string(), req.path()) {
         Dispatch::Serve(endpoint) => serve(endpoint),
         Dispatch::Options => render::options(),
@@ -64,7 +68,7 @@ fn readiness_check() -> Response {
                  stalls\")",
             ),
         }
-        db::query(&settings, PROBE_TIMEOUT, reports::READINESS_SQL)
+        db::query(&settings, PROBE_TIMEOUT, reports::READINESS_SQL, &[])
     });
     match checked {
         Ok(_) => render::text(200, "ok"),

@@ -6,6 +6,7 @@
 //! rows as reports) and `render` (the bytes the Flask app sent). `errors` says what
 //! a failure answers, `log` writes the log lines, `notice` keeps a notice to once,
 //! and `probe` asks PostgreSQL for a sign of life before readiness reads it.
+//! The second generation of reports, under `/api/v2/`, has its own modules in `v2`.
 
 pub mod config;
 pub mod errors;
@@ -14,6 +15,7 @@ pub mod probe;
 pub mod render;
 pub mod reports;
 pub mod routes;
+pub mod v2;
 
 // The Spin glue only builds for the component: natively, the rest is a plain
 // library that the unit tests exercise.

@@ -12,3 +12,4 @@ mod rollups;
 mod routing;
 mod tls;
 mod trigger;
+mod v2;

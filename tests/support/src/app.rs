@@ -14,6 +14,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
 }
 
+/// The v2 reports' key in every app of [`spawn_app`]: a marker that a leak scan
+/// can look for.
+pub const API_KEY: &str = "test-api-key.M4rk3r~v2";
+
 /// The component over the seed data, configured as the SpinKube operator would.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Data::Seed).await
@@ -21,7 +25,8 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(data: Data) -> TestApp {
     let db = TestDatabase::new(data).await;
-    let variables = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
+    let mut variables = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
+    variables.push(("SPIN_VARIABLE_API_KEYS".into(), API_KEY.into()));
     spawn_app_on(db, &variables).await
 }
 
@@ -77,6 +82,27 @@ impl TestApp {
             .send()
             .await
             .expect("send request")
+    }
+
+    /// A GET with the v2 key.
+    pub async fn get_v2(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .expect("send request")
+    }
+
+    /// A v2 GET's status and JSON body.
+    pub async fn get_v2_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.get_v2(path).await;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.expect("read body");
+        let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
+            panic!("{path}: {status} is not JSON ({err}): {}", String::from_utf8_lossy(&body))
+        });
+        (status, json)
     }
 
     /// Status and body text of a GET.

@@ -11,7 +11,7 @@ mod tls;
 
 use std::path::{Path, PathBuf};
 
-pub use app::TestApp;
+pub use app::{TestApp, API_KEY};
 pub use app::{db_variables, host_builder, spawn_app, spawn_app_on, spawn_app_with, start_app};
 pub use database::{as_postgres_user, Data, TestDatabase, POSTGRES_BIN, SUPERUSER_PASSWORD};
 pub use proxy::{Fault, FaultProxy};

@@ -1,0 +1,21 @@
+//! The second generation of reports, under `/api/v2/`: any period in any time
+//! zone, in day, week or month buckets, for analysts.
+//!
+//! A request flows from `routes` (which resource) through `access` (the API
+//! key), `params` (the query, with `period` for its calendar) to the report's
+//! own module (`usage`, `members`: its SQL and its rows as a report;
+//! `local_time` shows timestamps in the report's zone), and out as JSON or as
+//! a `problem`. `settings` reads the v2 variables. The Spin glue is `handlers`.
+
+pub mod access;
+pub mod local_time;
+pub mod members;
+pub mod params;
+pub mod period;
+pub mod problem;
+pub mod routes;
+pub mod settings;
+pub mod usage;
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod handlers;

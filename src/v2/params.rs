@@ -1,0 +1,351 @@
+//! Query parameters of the v2 reports: decoded as a form (`application/x-www-
+//! form-urlencoded`, as browsers and curl send them), each read once, and every
+//! mistake collected, so that one 400 names them all.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono_tz::Tz;
+
+use crate::v2::period::{DateRange, Granularity, WeekStart, EARLIEST, LATEST, MAX_BUCKETS};
+use crate::v2::problem::{ParameterError, Problem};
+
+/// Longest piece of a client's value that an error quotes back.
+const QUOTE_LIMIT: usize = 64;
+
+/// What a request's dates are read against.
+#[derive(Debug, Clone, Copy)]
+pub struct Calendar {
+    /// The zone of a request without `tz` (the `report_timezone` variable).
+    pub default_tz: Tz,
+    pub now: DateTime<Utc>,
+}
+
+/// A report's range and the zone it is read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportPeriod {
+    pub range: DateRange,
+    pub tz: Tz,
+}
+
+/// The parameters of one request, taken one by one by the endpoint that reads them.
+pub struct Params {
+    values: BTreeMap<String, String>,
+    errors: Vec<ParameterError>,
+}
+
+impl Params {
+    /// Decode `query`. A name outside `accepted`, or given twice, is an error;
+    /// an empty value counts as not given.
+    pub fn parse(query: &str, accepted: &[&str]) -> Params {
+        let mut values = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if !accepted.contains(&name.as_ref()) {
+                errors.push(ParameterError::new(
+                    &quote(&name),
+                    format!(
+                        "unknown parameter; this endpoint accepts {}",
+                        accepted.join(", ")
+                    ),
+                ));
+            } else if values.contains_key(name.as_ref()) {
+                errors.push(ParameterError::new(&name, "given more than once; give it once"));
+            } else if !value.is_empty() {
+                values.insert(name.into_owned(), value.into_owned());
+            }
+        }
+        // A name given twice is reported once.
+        errors.dedup();
+        Params { values, errors }
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        self.values.remove(name)
+    }
+
+    fn fail(&mut self, name: &str, detail: impl Into<String>) {
+        self.errors.push(ParameterError::new(name, detail));
+    }
+
+    /// `tz`, `from` and `to`: by default the 30 days through today in `tz`;
+    /// with `from` only, through today; with `to` only, the 30 days before it.
+    pub fn period(&mut self, calendar: &Calendar) -> Option<ReportPeriod> {
+        let tz = match self.take("tz") {
+            None => Some(calendar.default_tz),
+            Some(name) => match name.parse::<Tz>() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    self.fail(
+                        "tz",
+                        format!(
+                            "unknown time zone \"{}\": give an IANA time zone name such as \
+                             UTC, Europe/Berlin or Asia/Kolkata (names are case-sensitive)",
+                            quote(&name)
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let from = self.date("from");
+        let to = self.date("to");
+        let tz = tz?;
+        let today = calendar.now.with_timezone(&tz).date_naive();
+        let default = DateRange::last_30_days(today);
+        let range = match (from?, to?) {
+            (None, None) => default,
+            (Some(from), None) => DateRange {
+                from,
+                to: default.to.max(from + TimeDelta::days(1)),
+            },
+            (None, Some(to)) => DateRange {
+                from: to - TimeDelta::days(30),
+                to,
+            },
+            (Some(from), Some(to)) => DateRange { from, to },
+        };
+        if range.from >= range.to {
+            self.fail(
+                "to",
+                format!(
+                    "to ({}) must be after from ({}): from is inclusive and to exclusive",
+                    range.to, range.from
+                ),
+            );
+            return None;
+        }
+        Some(ReportPeriod { range, tz })
+    }
+
+    /// An ISO 8601 calendar date (`2024-01-31`; `+12345-01-01` past year 9999).
+    /// `Some(None)` when not given, `None` when wrong.
+    fn date(&mut self, name: &str) -> Option<Option<NaiveDate>> {
+        let Some(text) = self.take(name) else {
+            return Some(None);
+        };
+        // chrono reads `2024-1-5` too; ISO 8601 is only what it writes back.
+        match text.parse::<NaiveDate>() {
+            Ok(date) if date.to_string() == text => {
+                if (EARLIEST..=LATEST).contains(&date) {
+                    Some(Some(date))
+                } else {
+                    self.fail(
+                        name,
+                        format!("dates must lie between {EARLIEST} and {LATEST}"),
+                    );
+                    None
+                }
+            }
+            _ => {
+                self.fail(
+                    name,
+                    format!(
+                        "\"{}\" is not an ISO 8601 date: write YYYY-MM-DD, such as 2024-01-31",
+                        quote(&text)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `granularity` (default `day`) and `week_start` (default `monday`), and the
+    /// check that `period` makes at most [`MAX_BUCKETS`] buckets.
+    pub fn buckets(
+        &mut self,
+        period: Option<&ReportPeriod>,
+    ) -> Option<(Granularity, WeekStart)> {
+        let granularity = self.choice("granularity", Granularity::parse, Granularity::NAMES);
+        let week_start = self.choice("week_start", WeekStart::parse, WeekStart::NAMES);
+        let granularity = granularity?.unwrap_or(Granularity::Day);
+        let week_start = week_start?.unwrap_or(WeekStart::Monday);
+        if let Some(period) = period {
+            let count = period.range.bucket_count(granularity, week_start);
+            if count > MAX_BUCKETS {
+                self.fail(
+                    "granularity",
+                    format!(
+                        "from {} to {} makes {count} buckets by {}, more than the {MAX_BUCKETS} \
+                         allowed: choose a shorter range or a coarser granularity",
+                        period.range.from,
+                        period.range.to,
+                        granularity.as_str()
+                    ),
+                );
+                return None;
+            }
+        }
+        Some((granularity, week_start))
+    }
+
+    /// One of a fixed set of values. `Some(None)` when not given, `None` when wrong.
+    pub fn choice<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        names: &str,
+    ) -> Option<Option<T>> {
+        let Some(text) = self.take(name) else {
+            return Some(None);
+        };
+        match parse(&text) {
+            Some(value) => Some(Some(value)),
+            None => {
+                self.fail(
+                    name,
+                    format!("\"{}\" is not accepted: give {names}", quote(&text)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A whole number in `range`, or `default` when not given.
+    pub fn integer(
+        &mut self,
+        name: &str,
+        range: std::ops::RangeInclusive<i64>,
+        default: i64,
+    ) -> Option<i64> {
+        let Some(text) = self.take(name) else {
+            return Some(default);
+        };
+        match text.parse::<i64>() {
+            Ok(value) if range.contains(&value) => Some(value),
+            _ => {
+                self.fail(
+                    name,
+                    format!(
+                        "\"{}\" is not accepted: give a whole number from {} to {}",
+                        quote(&text),
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The request's values, or a 400 that names every mistake.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, Problem> {
+        match value {
+            Some(value) if self.errors.is_empty() => Ok(value),
+            _ => Err(Problem::invalid_parameters(self.errors)),
+        }
+    }
+}
+
+/// A client's text, cut short for an error message.
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_LIMIT) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCEPTED: &[&str] = &["from", "to", "tz", "granularity", "week_start"];
+
+    fn calendar() -> Calendar {
+        Calendar {
+            default_tz: Tz::UTC,
+            // 20:30 UTC on 2024-03-10 is already 2024-03-11 in Kolkata.
+            now: "2024-03-10T20:30:00Z".parse().unwrap(),
+        }
+    }
+
+    fn read(query: &str) -> Result<(ReportPeriod, Granularity, WeekStart), Problem> {
+        let mut params = Params::parse(query, ACCEPTED);
+        let period = params.period(&calendar());
+        let buckets = params.buckets(period.as_ref());
+        let value = match (period, buckets) {
+            (Some(period), Some((granularity, week_start))) => {
+                Some((period, granularity, week_start))
+            }
+            _ => None,
+        };
+        params.finish(value)
+    }
+
+    fn bad_parameters(query: &str) -> Vec<String> {
+        read(query)
+            .unwrap_err()
+            .errors
+            .into_iter()
+            .map(|error| error.parameter)
+            .collect()
+    }
+
+    fn date(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_default_is_the_last_30_days_in_the_zone() {
+        let (period, granularity, week_start) = read("").unwrap();
+        assert_eq!(period.range.from, date("2024-02-10"));
+        assert_eq!(period.range.to, date("2024-03-11"));
+        assert_eq!((granularity, week_start), (Granularity::Day, WeekStart::Monday));
+        let (period, ..) = read("tz=Asia/Kolkata").unwrap();
+        assert_eq!(period.tz, Tz::Asia__Kolkata);
+        assert_eq!(period.range.to, date("2024-03-12"));
+    }
+
+    #[test]
+    fn one_bound_alone_sets_the_other() {
+        let (period, ..) = read("from=2024-03-01").unwrap();
+        assert_eq!(period.range.to, date("2024-03-11"));
+        let (period, ..) = read("from=2025-01-01").unwrap();
+        assert_eq!(period.range.to, date("2025-01-02"));
+        let (period, ..) = read("to=2024-01-31").unwrap();
+        assert_eq!(period.range.from, date("2024-01-01"));
+    }
+
+    #[test]
+    fn every_mistake_is_named_at_once() {
+        assert_eq!(
+            bad_parameters("tz=Mars/Base&from=2024-1-5&to=yesterday&granularity=year&week_start=friday&colour=red"),
+            ["colour", "tz", "from", "to", "granularity", "week_start"]
+        );
+        assert_eq!(bad_parameters("from=2024-02-01&to=2024-02-01"), ["to"]);
+        assert_eq!(bad_parameters("from=2024-02-02&to=2024-02-01"), ["to"]);
+        assert_eq!(bad_parameters("tz=UTC&tz=UTC&tz=UTC"), ["tz"]);
+        assert_eq!(bad_parameters("from=2024-02-30"), ["from"]);
+        assert_eq!(bad_parameters("tz=utc"), ["tz"]);
+    }
+
+    #[test]
+    fn too_many_buckets_is_a_400_that_says_so() {
+        let problem = read("from=2000-01-01&to=2011-01-01").unwrap_err();
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.errors[0].parameter, "granularity");
+        assert!(problem.errors[0].detail.contains("4018 buckets"), "{problem:?}");
+        assert!(read("from=2000-01-01&to=2011-01-01&granularity=week").is_ok());
+    }
+
+    #[test]
+    fn far_dates_within_postgresqls_range_are_accepted() {
+        let (period, ..) =
+            read("from=%2B262141-01-01&to=%2B262141-12-31&granularity=month").unwrap();
+        assert_eq!(period.range.from.to_string(), "+262141-01-01");
+        assert_eq!(period.range.to, LATEST);
+        assert_eq!(bad_parameters("from=%2B262142-01-01"), ["from"]);
+        let (period, ..) = read("from=-4712-01-01&to=-4711-01-01&granularity=week").unwrap();
+        assert_eq!(period.range.from, EARLIEST);
+        assert_eq!(bad_parameters("from=-4713-12-31&to=2000-01-01"), ["from"]);
+    }
+
+    #[test]
+    fn errors_quote_a_short_piece_of_the_value() {
+        let long = "x".repeat(5_000);
+        let problem = read(&format!("tz={long}")).unwrap_err();
+        assert!(problem.errors[0].detail.len() < 300);
+        let problem = read(&format!("{long}=1")).unwrap_err();
+        assert!(problem.errors[0].parameter.len() < 100);
+    }
+}

@@ -1,0 +1,109 @@
+//! Routing of `/api/v2/`: which report a method and path go to. Unlike the
+//! legacy routes, which follow Werkzeug's rules byte for byte, these follow the
+//! `matchit` router's: exact paths, one parameter segment, no redirects.
+
+use crate::v2::problem::Problem;
+
+/// The methods of every v2 route.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
+
+/// A v2 resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Usage,
+    Members,
+    /// One member, by the id segment as it came (percent-decoded).
+    Member(String),
+}
+
+/// What to do with a v2 request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatch {
+    /// GET or HEAD: the server drops a HEAD's body, the headers stay.
+    Serve(Route),
+    /// OPTIONS: a 204 with `Allow`, open to all (a browser's CORS preflight
+    /// carries no credentials).
+    Options,
+    Refuse(Problem),
+}
+
+/// Whether a path belongs to the v2 reports: everything under `/api/v2/`.
+pub fn is_v2(path: &str) -> bool {
+    path == "/api/v2" || path.starts_with("/api/v2/")
+}
+
+fn router() -> matchit::Router<fn(String) -> Route> {
+    let mut router = matchit::Router::new();
+    let routes: [(&str, fn(String) -> Route); 3] = [
+        ("/api/v2/usage", |_| Route::Usage),
+        ("/api/v2/members", |_| Route::Members),
+        ("/api/v2/members/{id}", Route::Member),
+    ];
+    for (path, route) in routes {
+        router.insert(path, route).expect("the v2 routes do not overlap");
+    }
+    router
+}
+
+/// Decide where a v2 request goes from its method and path (without the query).
+pub fn dispatch(method: &str, path: &str) -> Dispatch {
+    let router = router();
+    let Ok(matched) = router.at(path) else {
+        return Dispatch::Refuse(Problem::not_found(
+            "no report at this path: the v2 reports are /api/v2/usage, /api/v2/members \
+             and /api/v2/members/{id}",
+        ));
+    };
+    let id = matched.params.get("id").unwrap_or_default();
+    let id = percent_encoding::percent_decode_str(id)
+        .decode_utf8_lossy()
+        .into_owned();
+    match method {
+        "GET" | "HEAD" => Dispatch::Serve((matched.value)(id)),
+        "OPTIONS" => Dispatch::Options,
+        _ => Dispatch::Refuse(Problem::method_not_allowed(ALLOWED_METHODS)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_answer_get_and_head() {
+        for method in ["GET", "HEAD"] {
+            assert_eq!(dispatch(method, "/api/v2/usage"), Dispatch::Serve(Route::Usage));
+            assert_eq!(
+                dispatch(method, "/api/v2/members/42"),
+                Dispatch::Serve(Route::Member("42".into()))
+            );
+        }
+        assert_eq!(
+            dispatch("GET", "/api/v2/members/4%32"),
+            Dispatch::Serve(Route::Member("42".into()))
+        );
+        assert_eq!(dispatch("OPTIONS", "/api/v2/members"), Dispatch::Options);
+    }
+
+    #[test]
+    fn other_methods_and_paths_are_problems() {
+        let Dispatch::Refuse(problem) = dispatch("POST", "/api/v2/usage") else {
+            panic!("POST is served");
+        };
+        assert_eq!(problem.status, 405);
+        for path in ["/api/v2", "/api/v2/", "/api/v2/usage/", "/api/v2/members/1/x", "/api/v2/nope"] {
+            let Dispatch::Refuse(problem) = dispatch("GET", path) else {
+                panic!("{path} is served");
+            };
+            assert_eq!(problem.status, 404, "{path}");
+        }
+    }
+
+    #[test]
+    fn v2_is_everything_under_its_prefix() {
+        assert!(is_v2("/api/v2/usage"));
+        assert!(is_v2("/api/v2"));
+        assert!(!is_v2("/api/v20"));
+        assert!(!is_v2("/api/reports/daily_usage"));
+    }
+}

@@ -1,0 +1,161 @@
+//! `GET /api/v2/members` and `/api/v2/members/{id}` equal plain SQL, in every
+//! order and page.
+
+use std::cmp::Ordering;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use super::data::{random_zone, spawn_app_with_random_data, MEMBERS};
+use super::reference::{self, Ask};
+use super::usage::assert_usage_matches;
+
+fn ask(tz: &str, db_tz: &str, from: &str, to: &str) -> Ask {
+    Ask {
+        from: from.into(),
+        to: to.into(),
+        tz: tz.into(),
+        db_tz: db_tz.into(),
+        granularity: "week",
+        week_start: "sunday",
+    }
+}
+
+/// The reference rows in a sort's order, ties by member id.
+fn sorted(mut rows: Vec<Value>, sort: &str) -> Vec<Value> {
+    let key = |row: &Value, field: &str| row[field].clone();
+    rows.sort_by(|a, b| {
+        let by = |field: &str, descending: bool| -> Ordering {
+            // NULLs last, whatever the direction.
+            match (key(a, field), key(b, field)) {
+                (Value::Null, Value::Null) => Ordering::Equal,
+                (Value::Null, _) => Ordering::Greater,
+                (_, Value::Null) => Ordering::Less,
+                (x, y) => {
+                    let order = compare(&x, &y);
+                    if descending { order.reverse() } else { order }
+                }
+            }
+        };
+        let primary = match sort {
+            "-visits" => by("visits", true),
+            "visits" => by("visits", false),
+            "joined_at" => by("joined_instant", false),
+            "-joined_at" => by("joined_instant", true),
+            "-last_visit" => by("last_instant", true),
+            _ => Ordering::Equal,
+        };
+        primary.then(compare(&a["member_id"], &b["member_id"]))
+    });
+    rows
+}
+
+fn compare(x: &Value, y: &Value) -> Ordering {
+    match (x.as_f64(), y.as_f64()) {
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap(),
+        _ => x.as_str().cmp(&y.as_str()),
+    }
+}
+
+fn strip(mut row: Value) -> Value {
+    let object = row.as_object_mut().unwrap();
+    object.remove("joined_instant");
+    object.remove("last_instant");
+    row
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_order_and_page_equals_plain_sql() {
+    let mut rng = StdRng::seed_from_u64(15);
+    let db_tz = "Europe/London";
+    let app = spawn_app_with_random_data(6, db_tz).await;
+    for round in 0..8 {
+        let tz = random_zone(&mut rng);
+        let ask = ask(tz, db_tz, "2024-03-01", "2024-11-30");
+        let include_inactive = round % 2 == 1;
+        let expected = reference::members(&app, &ask, include_inactive).await;
+        let sort = ["-visits", "visits", "joined_at", "-joined_at", "member_id", "-last_visit"][round % 6];
+        let expected: Vec<Value> = sorted(expected, sort).into_iter().map(strip).collect();
+        let limit = rng.random_range(1..15);
+        let mut offset = 0;
+        let mut listed = Vec::new();
+        loop {
+            let path = format!(
+                "/api/v2/members?from={}&to={}&tz={tz}&sort={sort}&limit={limit}&offset={offset}\
+                 &include_inactive={include_inactive}",
+                ask.from, ask.to
+            );
+            let response = app.get_v2(&path).await;
+            assert_eq!(response.status(), 200, "{path}");
+            let link = response
+                .headers()
+                .get("link")
+                .map(|value| value.to_str().unwrap().to_owned());
+            let page: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            assert_eq!(page["total"], expected.len(), "{path}");
+            listed.extend(page["members"].as_array().unwrap().iter().cloned());
+            offset += limit;
+            let next = link.as_deref().is_some_and(|link| link.contains("rel=\"next\""));
+            assert_eq!(next, offset < expected.len(), "{path}: {link:?}");
+            if !next {
+                break;
+            }
+            assert!(link.unwrap().contains(&format!("offset={offset}>")));
+        }
+        assert_eq!(listed, expected, "sort {sort} in {tz}, inactive {include_inactive}");
+    }
+}
+
+/// One member: the row of the list and that member's usage series.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_has_its_row_and_its_own_series() {
+    let db_tz = "America/New_York";
+    let app = spawn_app_with_random_data(7, db_tz).await;
+    let ask = ask("Asia/Kolkata", db_tz, "2024-02-25", "2024-11-10");
+    let rows: Vec<Value> = reference::members(&app, &ask, true)
+        .await
+        .into_iter()
+        .map(strip)
+        .collect();
+    // A member with tokens, one without a member row, one without tokens.
+    for id in [3, MEMBERS + 2, 1001] {
+        let path = format!(
+            "/api/v2/members/{id}?from={}&to={}&tz={}&granularity=week&week_start=sunday",
+            ask.from, ask.to, ask.tz
+        );
+        let (status, report) = app.get_v2_json(&path).await;
+        assert_eq!(status, 200, "{path}: {report}");
+        let expected = rows.iter().find(|row| row["member_id"] == id).expect("a reference row");
+        assert_eq!(&report["member"], expected, "{path}");
+        assert_usage_matches(&app, &ask, &path, Some(id), &report["usage"]).await;
+    }
+    for missing in ["9999", "0", "abc", "99999999999"] {
+        let (status, problem) = app.get_v2_json(&format!("/api/v2/members/{missing}")).await;
+        assert_eq!(status, 404, "{missing}: {problem}");
+        assert_eq!(problem["status"], 404);
+    }
+}
+
+/// Far and infinite `joined_at`: shown with ISO 8601's sign, or null.
+#[tokio::test(flavor = "multi_thread")]
+async fn far_times_show_with_a_sign_and_infinite_ones_as_null() {
+    let app = spawn_app_with_random_data(8, "UTC").await;
+    let (status, page) = app
+        .get_v2_json("/api/v2/members?include_inactive=true&sort=-joined_at&limit=2&tz=UTC")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["members"][0]["member_id"], 1001);
+    assert_eq!(page["members"][0]["joined_at"], "+200000-01-01T00:00:00.000000+00:00");
+    let (_, page) = app
+        .get_v2_json("/api/v2/members?include_inactive=true&sort=joined_at&tz=Asia/Kolkata&limit=1000")
+        .await;
+    let members = page["members"].as_array().unwrap();
+    let minus_infinity = members.iter().find(|m| m["member_id"] == 1002).unwrap();
+    assert_eq!(minus_infinity["joined_at"], Value::Null);
+    let (_, page) = app
+        .get_v2_json("/api/v2/members?from=-4711-01-01&to=-4710-01-01&tz=Asia/Kolkata")
+        .await;
+    // Local mean time in Kolkata then: +05:53:28.
+    assert_eq!(page["members"][0]["last_visit"], "-4711-06-01T17:53:28.000000+05:53:28");
+}

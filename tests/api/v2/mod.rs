@@ -1,0 +1,10 @@
+//! The v2 reports, end to end: access, errors, and every figure equal to plain
+//! SQL over `tokens` and `users` (`reference`), on randomized data in random
+//! zones (`data`).
+
+mod access;
+mod data;
+mod errors;
+mod members;
+mod reference;
+mod usage;
