@@ -27,13 +27,8 @@ pub fn variable(name: &str) -> Result<Option<String>, String> {
 }
 
 /// Run one query on a connection whose statements end after `timeout`.
-pub fn query(
-    settings: &DbSettings,
-    timeout: Duration,
-    sql: &str,
-    parameters: &[ParameterValue],
-) -> Result<RowSet, AppError> {
-    Session::open(settings, timeout)?.query(sql, parameters)
+pub fn query(settings: &DbSettings, timeout: Duration, sql: &str) -> Result<RowSet, AppError> {
+    Session::open(settings, timeout)?.query(sql, &[])
 }
 
 /// A connection whose statements end after a timeout, for a request that runs

@@ -68,7 +68,7 @@ fn readiness_check() -> Response {
                  stalls\")",
             ),
         }
-        db::query(&settings, PROBE_TIMEOUT, reports::READINESS_SQL, &[])
+        db::query(&settings, PROBE_TIMEOUT, reports::READINESS_SQL)
     });
     match checked {
         Ok(_) => render::text(200, "ok"),

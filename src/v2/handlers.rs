@@ -1,7 +1,8 @@
 //! The v2 handlers: short, explicit, Spin-only. Each reads its settings, lets
-//! the request in by its key, reads its parameters, runs one query and renders.
+//! the request in by its key, reads its parameters, runs its query on one
+//! connection, and renders what was negotiated.
 
-use chrono::Utc;
+use chrono::NaiveDate;
 use spin_sdk::http::{Request, Response};
 
 use crate::db;
@@ -9,13 +10,19 @@ use crate::errors::AppError;
 use crate::handlers::REPORT_TIMEOUT;
 use crate::log;
 use crate::notice;
+use crate::render::json_line;
 use crate::v2::access::{self, Denied};
-use crate::v2::members::{self, MemberReport, MembersPage, MembersQuery, MembersReport};
-use crate::v2::params::Calendar;
+use crate::v2::members::{
+    self, MemberReport, MembersPage, MembersQuery, MembersReport, MembersRequest,
+};
+use crate::v2::negotiate::Format;
+use crate::v2::params::{PeriodRequest, TODAY_SQL};
 use crate::v2::problem::Problem;
+use crate::v2::representation::{Preferences, Representation};
 use crate::v2::routes::{self, Dispatch, Route, ALLOWED_METHODS};
 use crate::v2::settings::ReportSettings;
-use crate::v2::usage::{UsageQuery, UsageReport, USAGE_SQL};
+use crate::v2::table;
+use crate::v2::usage::{UsageReport, UsageRequest, USAGE_SQL};
 
 pub fn handle(req: &Request) -> Response {
     match routes::dispatch(&req.method().to_string(), req.path()) {
@@ -31,48 +38,87 @@ pub fn handle(req: &Request) -> Response {
 fn serve(route: &Route, req: &Request) -> Result<Response, Problem> {
     let settings = report_settings()?;
     authorize(&settings, req)?;
-    match route {
-        Route::Usage => usage(&settings, req.query()),
-        Route::Members => members(&settings, req.path(), req.query()),
-        Route::Member(id) => member(&settings, id, req.query()),
-    }
+    let representation = match route {
+        Route::Usage => usage(&settings, req)?,
+        Route::Members => members(&settings, req)?,
+        Route::Member(id) => member(&settings, id, req)?,
+    };
+    let preferences = Preferences {
+        if_none_match: req.header("if-none-match").map(|value| value.as_bytes()),
+        accept_encoding: header(req, "accept-encoding"),
+    };
+    representation
+        .respond(preferences, settings.cache_max_age)
+        .map_err(failed)
 }
 
-fn usage(settings: &ReportSettings, query: &str) -> Result<Response, Problem> {
-    let query = UsageQuery::parse(query, &calendar(settings))?;
-    let db = db::settings().map_err(failed)?;
-    let parameters = query.sql_parameters(settings.db_timezone, None);
-    let rows = db::query(&db, REPORT_TIMEOUT, USAGE_SQL, &parameters).map_err(failed)?;
-    let report = UsageReport::from_rows(&query, &rows).map_err(failed)?;
-    json(&report)
-}
-
-fn members(settings: &ReportSettings, path: &str, query: &str) -> Result<Response, Problem> {
-    let members = MembersQuery::parse(query, &calendar(settings))?;
-    let db = db::settings().map_err(failed)?;
-    let parameters = members.sql_parameters(settings.db_timezone, None);
-    let rows = db::query(&db, REPORT_TIMEOUT, members.sort.sql(), &parameters).map_err(failed)?;
-    let page = MembersPage::from_rows(&rows).map_err(failed)?;
-    let mut response = json(&MembersReport::new(&members, &page))?;
-    if let Some(links) = members.page_links(path, query, page.total) {
-        response.set_header("link", links);
-    }
-    Ok(response)
-}
-
-/// One member's row and usage series: two queries on one connection.
-fn member(settings: &ReportSettings, id: &str, query: &str) -> Result<Response, Problem> {
-    let usage = UsageQuery::parse(query, &calendar(settings))?;
-    let not_found = || Problem::not_found(format!("there is no member {id}"));
-    let member_id = members::member_id(id).ok_or_else(not_found)?;
-    let row_query = MembersQuery::one_member(usage.period);
+fn usage(settings: &ReportSettings, req: &Request) -> Result<Representation, Problem> {
+    let request = UsageRequest::parse(req.query(), settings.report_timezone)?;
+    let format = Format::negotiate(request.format, header(req, "accept"))?;
     let db = db::settings().map_err(failed)?;
     let session = db::Session::open(&db, REPORT_TIMEOUT).map_err(failed)?;
+    let query = request.resolve(today(&session, &request.period)?)?;
+    let parameters = query.sql_parameters(settings.db_timezone, None);
+    let rows = session.query(USAGE_SQL, &parameters).map_err(failed)?;
+    let report = UsageReport::from_rows(&query, &rows).map_err(failed)?;
+    let (body, filename) = match format {
+        Format::Json => (json_line(&report).map_err(failed)?, None),
+        Format::Csv => (
+            table::usage_csv(&report).map_err(failed)?,
+            Some(query.filename("usage")),
+        ),
+    };
+    Ok(Representation {
+        format,
+        body,
+        filename,
+        link: None,
+    })
+}
+
+fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, Problem> {
+    let request = MembersRequest::parse(req.query(), settings.report_timezone)?;
+    let format = Format::negotiate(request.format, header(req, "accept"))?;
+    let db = db::settings().map_err(failed)?;
+    let session = db::Session::open(&db, REPORT_TIMEOUT).map_err(failed)?;
+    let query = request.resolve(today(&session, &request.period)?)?;
+    let page_size = query.page_size(format);
+    let parameters = query.sql_parameters(settings.db_timezone, None, page_size);
+    let rows = session.query(query.sort.sql(), &parameters).map_err(failed)?;
+    let page = MembersPage::from_rows(&rows).map_err(failed)?;
+    let (body, filename) = match format {
+        Format::Json => (
+            json_line(&MembersReport::new(&query, &page)).map_err(failed)?,
+            None,
+        ),
+        Format::Csv => (
+            table::members_csv(&page.members).map_err(failed)?,
+            Some(query.filename()),
+        ),
+    };
+    Ok(Representation {
+        format,
+        body,
+        filename,
+        link: query.page_links(req.path(), req.query(), page_size, page.total),
+    })
+}
+
+/// One member's row and usage series: two queries on one connection. CSV is
+/// the series.
+fn member(settings: &ReportSettings, id: &str, req: &Request) -> Result<Representation, Problem> {
+    let request = UsageRequest::parse(req.query(), settings.report_timezone)?;
+    let format = Format::negotiate(request.format, header(req, "accept"))?;
+    let not_found = || Problem::not_found(format!("there is no member {id}"));
+    let member_id = members::member_id(id).ok_or_else(not_found)?;
+    let db = db::settings().map_err(failed)?;
+    let session = db::Session::open(&db, REPORT_TIMEOUT).map_err(failed)?;
+    let usage = request.resolve(today(&session, &request.period)?)?;
+    let row_query = MembersQuery::one_member(usage.period);
+    let row_parameters =
+        row_query.sql_parameters(settings.db_timezone, Some(member_id), row_query.limit);
     let rows = session
-        .query(
-            row_query.sort.sql(),
-            &row_query.sql_parameters(settings.db_timezone, Some(member_id)),
-        )
+        .query(row_query.sort.sql(), &row_parameters)
         .map_err(failed)?;
     let page = MembersPage::from_rows(&rows).map_err(failed)?;
     let Some(row) = page.members.into_iter().next() else {
@@ -81,14 +127,30 @@ fn member(settings: &ReportSettings, id: &str, query: &str) -> Result<Response, 
     let parameters = usage.sql_parameters(settings.db_timezone, Some(member_id));
     let rows = session.query(USAGE_SQL, &parameters).map_err(failed)?;
     let series = UsageReport::from_rows(&usage, &rows).map_err(failed)?;
-    json(&MemberReport {
-        member: row,
-        usage: series,
+    let (body, filename) = match format {
+        Format::Json => (
+            json_line(&MemberReport {
+                member: row,
+                usage: series,
+            })
+            .map_err(failed)?,
+            None,
+        ),
+        Format::Csv => (
+            table::usage_csv(&series).map_err(failed)?,
+            Some(usage.filename(&format!("member-{member_id}"))),
+        ),
+    };
+    Ok(Representation {
+        format,
+        body,
+        filename,
+        link: None,
     })
 }
 
-fn json(value: &impl serde::Serialize) -> Result<Response, Problem> {
-    crate::render::json(value).map_err(failed)
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|value| value.as_str())
 }
 
 fn report_settings() -> Result<ReportSettings, Problem> {
@@ -112,11 +174,15 @@ fn authorize(settings: &ReportSettings, req: &Request) -> Result<(), Problem> {
     })
 }
 
-fn calendar(settings: &ReportSettings) -> Calendar {
-    Calendar {
-        default_tz: settings.report_timezone,
-        now: Utc::now(),
+/// Today's date in the request's zone, from PostgreSQL, when its range needs it.
+fn today(session: &db::Session, period: &PeriodRequest) -> Result<Option<NaiveDate>, Problem> {
+    if !period.needs_today() {
+        return Ok(None);
     }
+    let rows = session
+        .query(TODAY_SQL, &period.today_parameters())
+        .map_err(failed)?;
+    PeriodRequest::today_from_rows(&rows).map(Some).map_err(failed)
 }
 
 /// A failure after the request was let in: logged with its details, answered

@@ -6,13 +6,15 @@
 //! which is what the legacy `user_visits` called visits. A token whose member row
 //! is missing still makes a row, without name or `joined_at`.
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::Serialize;
 use spin_sdk::pg4::{DbValue, ParameterValue, RowSet};
 
 use crate::errors::AppError;
 use crate::local_time_sql;
-use crate::v2::params::{Calendar, Params, ReportPeriod};
+use crate::v2::negotiate::Format;
+use crate::v2::params::{Params, PeriodRequest, ReportPeriod};
 use crate::v2::period::epoch_days;
 use crate::v2::problem::Problem;
 use crate::v2::usage::UsageReport;
@@ -26,6 +28,7 @@ pub const PARAMETERS: &[&str] = &[
     "limit",
     "offset",
     "include_inactive",
+    "format",
 ];
 
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -145,34 +148,79 @@ const MEMBERS_BY_LAST_JOINED: &str = members_sql!("joined_instant DESC NULLS LAS
 const MEMBERS_BY_ID: &str = members_sql!("member_id");
 const MEMBERS_BY_LATEST_VISIT: &str = members_sql!("last_visit DESC NULLS LAST");
 
-/// A member list request's parameters.
+/// A member list request's parameters, before its range is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersRequest {
+    pub period: PeriodRequest,
+    pub sort: Sort,
+    pub limit: Option<i64>,
+    pub offset: i64,
+    pub include_inactive: bool,
+    pub format: Option<Format>,
+}
+
+impl MembersRequest {
+    pub fn parse(query: &str, default_tz: Tz) -> Result<MembersRequest, Problem> {
+        let mut params = Params::parse(query, PARAMETERS);
+        let period = params.period(default_tz);
+        let sort = params.choice("sort", Sort::parse, Sort::NAMES);
+        let limit = params.integer("limit", 1..=MAX_LIMIT);
+        let offset = params.integer("offset", 0..=i64::from(i32::MAX));
+        let include_inactive = params.choice("include_inactive", parse_bool, "true or false");
+        let format = params.choice("format", Format::parse, Format::NAMES);
+        let request = (|| {
+            Some(MembersRequest {
+                period: period?,
+                sort: sort?.unwrap_or(Sort::MostVisits),
+                limit: limit?,
+                offset: offset?.unwrap_or(0),
+                include_inactive: include_inactive?.unwrap_or(false),
+                format: format?,
+            })
+        })();
+        params.finish(request)
+    }
+
+    /// The query, once today's date in its zone is known (when it is needed).
+    pub fn resolve(&self, today: Option<NaiveDate>) -> Result<MembersQuery, Problem> {
+        Ok(MembersQuery {
+            period: self.period.resolve(today)?,
+            sort: self.sort,
+            limit: self.limit,
+            offset: self.offset,
+            include_inactive: self.include_inactive,
+        })
+    }
+}
+
+/// A member list query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembersQuery {
     pub period: ReportPeriod,
     pub sort: Sort,
-    pub limit: i64,
+    /// `None` when not given: 50 rows in JSON, every row in CSV.
+    pub limit: Option<i64>,
     pub offset: i64,
     pub include_inactive: bool,
 }
 
 impl MembersQuery {
-    pub fn parse(query: &str, calendar: &Calendar) -> Result<MembersQuery, Problem> {
-        let mut params = Params::parse(query, PARAMETERS);
-        let period = params.period(calendar);
-        let sort = params.choice("sort", Sort::parse, Sort::NAMES);
-        let limit = params.integer("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT);
-        let offset = params.integer("offset", 0..=i64::from(i32::MAX), 0);
-        let include_inactive = params.choice("include_inactive", parse_bool, "true or false");
-        let query = (|| {
-            Some(MembersQuery {
-                period: period?,
-                sort: sort?.unwrap_or(Sort::MostVisits),
-                limit: limit?,
-                offset: offset?,
-                include_inactive: include_inactive?.unwrap_or(false),
-            })
-        })();
-        params.finish(query)
+    /// The rows of a page in `format`: the limit given, else 50 in JSON and
+    /// every row in CSV (a spreadsheet export). `None` is every row.
+    pub fn page_size(&self, format: Format) -> Option<i64> {
+        match (self.limit, format) {
+            (Some(limit), _) => Some(limit),
+            (None, Format::Json) => Some(DEFAULT_LIMIT),
+            (None, Format::Csv) => None,
+        }
+    }
+
+    /// The CSV download's name: `coworking-members_2024-01-01_2024-02-01.csv`.
+    pub fn filename(&self) -> String {
+        format!(
+            "coworking-members_{}_{}.csv",
+            self.period.range.from, self.period.range.to
+        )
     }
 
     /// One member's row over `period`, with or without tokens there.
@@ -180,14 +228,20 @@ impl MembersQuery {
         MembersQuery {
             period,
             sort: Sort::MemberId,
-            limit: 1,
+            limit: Some(1),
             offset: 0,
             include_inactive: true,
         }
     }
 
-    /// The statement's parameters; `member` lists one member alone.
-    pub fn sql_parameters(&self, db_timezone: Tz, member: Option<i32>) -> Vec<ParameterValue> {
+    /// The statement's parameters, for pages of `page_size` rows (`None`: all);
+    /// `member` lists one member alone.
+    pub fn sql_parameters(
+        &self,
+        db_timezone: Tz,
+        member: Option<i32>,
+        page_size: Option<i64>,
+    ) -> Vec<ParameterValue> {
         vec![
             ParameterValue::Int32(epoch_days(self.period.range.from)),
             ParameterValue::Int32(epoch_days(self.period.range.to)),
@@ -195,7 +249,8 @@ impl MembersQuery {
             ParameterValue::Str(db_timezone.name().to_owned()),
             ParameterValue::Boolean(self.include_inactive),
             member.map_or(ParameterValue::DbNull, ParameterValue::Int32),
-            ParameterValue::Int64(self.limit),
+            // LIMIT NULL is no limit.
+            page_size.map_or(ParameterValue::DbNull, ParameterValue::Int64),
             ParameterValue::Int64(self.offset),
         ]
     }
@@ -287,7 +342,7 @@ impl<'a> MembersReport<'a> {
             from: query.period.range.from.to_string(),
             to: query.period.range.to.to_string(),
             sort: query.sort.as_str(),
-            limit: query.limit,
+            limit: query.page_size(Format::Json).unwrap_or(DEFAULT_LIMIT),
             offset: query.offset,
             include_inactive: query.include_inactive,
             total: page.total,
@@ -300,7 +355,15 @@ impl MembersQuery {
     /// RFC 8288 links to the next and previous pages, as references relative to
     /// the request (`</api/v2/members?...&offset=50>; rel="next"`), keeping
     /// every other parameter as it came.
-    pub fn page_links(&self, path: &str, query: &str, total: i64) -> Option<String> {
+    /// `page_size` is `None` for a page of every row, which has no neighbours.
+    pub fn page_links(
+        &self,
+        path: &str,
+        query: &str,
+        page_size: Option<i64>,
+        total: i64,
+    ) -> Option<String> {
+        let limit = page_size?;
         let link = |offset: i64, rel: &str| {
             let mut target = url::form_urlencoded::Serializer::new(String::new());
             for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -312,11 +375,11 @@ impl MembersQuery {
             format!("<{path}?{}>; rel=\"{rel}\"", target.finish())
         };
         let mut links = Vec::new();
-        if self.offset + self.limit < total {
-            links.push(link(self.offset + self.limit, "next"));
+        if self.offset + limit < total {
+            links.push(link(self.offset + limit, "next"));
         }
         if self.offset > 0 {
-            links.push(link((self.offset - self.limit).max(0), "prev"));
+            links.push(link((self.offset - limit).max(0), "prev"));
         }
         (!links.is_empty()).then(|| links.join(", "))
     }
@@ -355,18 +418,16 @@ fn unexpected(index: usize, value: Option<&DbValue>) -> AppError {
 mod tests {
     use super::*;
 
-    fn calendar() -> Calendar {
-        Calendar {
-            default_tz: Tz::UTC,
-            now: "2024-03-10T12:00:00Z".parse().unwrap(),
-        }
+    fn parse(query: &str) -> Result<MembersQuery, Problem> {
+        MembersRequest::parse(query, Tz::UTC)?.resolve("2024-03-10".parse().ok())
     }
 
     #[test]
     fn the_defaults_are_the_top_50_by_visits() {
-        let query = MembersQuery::parse("", &calendar()).unwrap();
+        let query = parse("").unwrap();
         assert_eq!(query.sort, Sort::MostVisits);
-        assert_eq!((query.limit, query.offset), (50, 0));
+        assert_eq!((query.page_size(Format::Json), query.offset), (Some(50), 0));
+        assert_eq!(query.page_size(Format::Csv), None);
         assert!(!query.include_inactive);
     }
 
@@ -384,27 +445,30 @@ mod tests {
     #[test]
     fn bad_paging_and_sorts_are_named() {
         let problem =
-            MembersQuery::parse("sort=name&limit=1001&offset=-1&include_inactive=yes", &calendar())
-                .unwrap_err();
+            parse("sort=name&limit=1001&offset=-1&include_inactive=yes").unwrap_err();
         let names: Vec<&str> = problem.errors.iter().map(|e| e.parameter.as_str()).collect();
         assert_eq!(names, ["sort", "limit", "offset", "include_inactive"]);
-        assert!(MembersQuery::parse("limit=0", &calendar()).is_err());
-        assert!(MembersQuery::parse("limit=1000&offset=7", &calendar()).is_ok());
+        assert!(parse("limit=0").is_err());
+        assert!(parse("limit=1000&offset=7").is_ok());
     }
 
     #[test]
     fn pages_link_to_their_neighbours() {
-        let query = MembersQuery::parse("limit=10&offset=10&tz=Asia/Kolkata", &calendar()).unwrap();
+        let query = parse("limit=10&offset=10&tz=Asia/Kolkata").unwrap();
         assert_eq!(
-            query.page_links("/api/v2/members", "limit=10&offset=10&tz=Asia/Kolkata", 25).unwrap(),
+            query
+                .page_links("/api/v2/members", "limit=10&offset=10&tz=Asia/Kolkata", Some(10), 25)
+                .unwrap(),
             "</api/v2/members?limit=10&tz=Asia%2FKolkata&offset=20>; rel=\"next\", \
              </api/v2/members?limit=10&tz=Asia%2FKolkata&offset=0>; rel=\"prev\""
         );
-        let first = MembersQuery::parse("limit=10", &calendar()).unwrap();
-        assert_eq!(first.page_links("/m", "limit=10", 10), None);
-        let past_the_end = MembersQuery::parse("limit=10&offset=95", &calendar()).unwrap();
+        let first = parse("limit=10").unwrap();
+        assert_eq!(first.page_links("/m", "limit=10", Some(10), 10), None);
+        let past_the_end = parse("limit=10&offset=95").unwrap();
         assert_eq!(
-            past_the_end.page_links("/m", "limit=10&offset=95", 10).unwrap(),
+            past_the_end
+                .page_links("/m", "limit=10&offset=95", Some(10), 10)
+                .unwrap(),
             "</m?limit=10&offset=85>; rel=\"prev\""
         );
     }

@@ -4,17 +4,22 @@
 //! A request flows from `routes` (which resource) through `access` (the API
 //! key), `params` (the query, with `period` for its calendar) to the report's
 //! own module (`usage`, `members`: its SQL and its rows as a report;
-//! `local_time` shows timestamps in the report's zone), and out as JSON or as
-//! a `problem`. `settings` reads the v2 variables. The Spin glue is `handlers`.
+//! `local_time` shows timestamps in the report's zone), and out through
+//! `negotiate` (JSON or CSV, and the coding) and `representation` (ETag, 304,
+//! caching, compression) as JSON or `table` (CSV), or as a `problem`.
+//! `settings` reads the v2 variables. The Spin glue is `handlers`.
 
 pub mod access;
 pub mod local_time;
 pub mod members;
+pub mod negotiate;
 pub mod params;
 pub mod period;
 pub mod problem;
+pub mod representation;
 pub mod routes;
 pub mod settings;
+pub mod table;
 pub mod usage;
 
 #[cfg(target_arch = "wasm32")]

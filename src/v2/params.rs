@@ -4,28 +4,115 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta};
 use chrono_tz::Tz;
 
-use crate::v2::period::{DateRange, Granularity, WeekStart, EARLIEST, LATEST, MAX_BUCKETS};
+use spin_sdk::pg4::{DbValue, ParameterValue, RowSet};
+
+use crate::errors::AppError;
+use crate::v2::period::{
+    from_epoch_days, DateRange, Granularity, WeekStart, EARLIEST, LATEST, MAX_BUCKETS,
+};
 use crate::v2::problem::{ParameterError, Problem};
 
 /// Longest piece of a client's value that an error quotes back.
 const QUOTE_LIMIT: usize = 64;
-
-/// What a request's dates are read against.
-#[derive(Debug, Clone, Copy)]
-pub struct Calendar {
-    /// The zone of a request without `tz` (the `report_timezone` variable).
-    pub default_tz: Tz,
-    pub now: DateTime<Utc>,
-}
 
 /// A report's range and the zone it is read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportPeriod {
     pub range: DateRange,
     pub tz: Tz,
+}
+
+/// The period a request asks for, before today's date in its zone is known.
+/// PostgreSQL tells today's date (`TODAY_SQL`), so that the component carries
+/// no zone's rules: chrono-tz's would double each instance's initial memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodRequest {
+    pub tz: Tz,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+}
+
+/// Today's date in the zone `$1`, as days since 1970-01-01.
+pub const TODAY_SQL: &str =
+    "SELECT ((now() AT TIME ZONE $1::text)::date - DATE '1970-01-01')::int4 AS today";
+
+impl PeriodRequest {
+    /// [`TODAY_SQL`]'s parameter.
+    pub fn today_parameters(&self) -> Vec<ParameterValue> {
+        vec![ParameterValue::Str(self.tz.name().to_owned())]
+    }
+
+    /// Today's date from [`TODAY_SQL`]'s row.
+    pub fn today_from_rows(rows: &RowSet) -> Result<NaiveDate, AppError> {
+        match rows.rows.first().and_then(|row| row.first()) {
+            Some(DbValue::Int32(days)) => from_epoch_days(*days)
+                .ok_or_else(|| AppError::Data(format!("today is {days} days from 1970"))),
+            other => Err(AppError::Data(format!("today's date came as {other:?}"))),
+        }
+    }
+
+    /// Whether the range depends on today: without `to`, it ends with today.
+    pub fn needs_today(&self) -> bool {
+        self.to.is_none()
+    }
+
+    /// The range: by default the 30 days through today in `tz`; with `from`
+    /// only, through today; with `to` only, the 30 days before it. `today` is
+    /// read only when [`needs_today`](Self::needs_today).
+    pub fn resolve(&self, today: Option<NaiveDate>) -> Result<ReportPeriod, Problem> {
+        let default = || {
+            today
+                .map(DateRange::last_30_days)
+                .expect("today is known when the range needs it")
+        };
+        let range = match (self.from, self.to) {
+            (None, None) => default(),
+            (Some(from), None) => DateRange {
+                from,
+                to: default().to.max(from + TimeDelta::days(1)),
+            },
+            (None, Some(to)) => DateRange {
+                from: to - TimeDelta::days(30),
+                to,
+            },
+            (Some(from), Some(to)) => DateRange { from, to },
+        };
+        if range.from >= range.to {
+            return Err(Problem::invalid_parameters(vec![ParameterError::new(
+                "to",
+                format!(
+                    "to ({}) must be after from ({}): from is inclusive and to exclusive",
+                    range.to, range.from
+                ),
+            )]));
+        }
+        Ok(ReportPeriod { range, tz: self.tz })
+    }
+}
+
+/// At most [`MAX_BUCKETS`] buckets, or a 400 that says so.
+pub fn check_buckets(
+    period: &ReportPeriod,
+    granularity: Granularity,
+    week_start: WeekStart,
+) -> Result<(), Problem> {
+    let count = period.range.bucket_count(granularity, week_start);
+    if count <= MAX_BUCKETS {
+        return Ok(());
+    }
+    Err(Problem::invalid_parameters(vec![ParameterError::new(
+        "granularity",
+        format!(
+            "from {} to {} makes {count} buckets by {}, more than the {MAX_BUCKETS} allowed: \
+             choose a shorter range or a coarser granularity",
+            period.range.from,
+            period.range.to,
+            granularity.as_str()
+        ),
+    )]))
 }
 
 /// The parameters of one request, taken one by one by the endpoint that reads them.
@@ -68,11 +155,10 @@ impl Params {
         self.errors.push(ParameterError::new(name, detail));
     }
 
-    /// `tz`, `from` and `to`: by default the 30 days through today in `tz`;
-    /// with `from` only, through today; with `to` only, the 30 days before it.
-    pub fn period(&mut self, calendar: &Calendar) -> Option<ReportPeriod> {
+    /// `tz` (by default `default_tz`), `from` and `to`.
+    pub fn period(&mut self, default_tz: Tz) -> Option<PeriodRequest> {
         let tz = match self.take("tz") {
-            None => Some(calendar.default_tz),
+            None => Some(default_tz),
             Some(name) => match name.parse::<Tz>() {
                 Ok(tz) => Some(tz),
                 Err(_) => {
@@ -90,32 +176,11 @@ impl Params {
         };
         let from = self.date("from");
         let to = self.date("to");
-        let tz = tz?;
-        let today = calendar.now.with_timezone(&tz).date_naive();
-        let default = DateRange::last_30_days(today);
-        let range = match (from?, to?) {
-            (None, None) => default,
-            (Some(from), None) => DateRange {
-                from,
-                to: default.to.max(from + TimeDelta::days(1)),
-            },
-            (None, Some(to)) => DateRange {
-                from: to - TimeDelta::days(30),
-                to,
-            },
-            (Some(from), Some(to)) => DateRange { from, to },
-        };
-        if range.from >= range.to {
-            self.fail(
-                "to",
-                format!(
-                    "to ({}) must be after from ({}): from is inclusive and to exclusive",
-                    range.to, range.from
-                ),
-            );
-            return None;
-        }
-        Some(ReportPeriod { range, tz })
+        Some(PeriodRequest {
+            tz: tz?,
+            from: from?,
+            to: to?,
+        })
     }
 
     /// An ISO 8601 calendar date (`2024-01-31`; `+12345-01-01` past year 9999).
@@ -150,33 +215,14 @@ impl Params {
         }
     }
 
-    /// `granularity` (default `day`) and `week_start` (default `monday`), and the
-    /// check that `period` makes at most [`MAX_BUCKETS`] buckets.
-    pub fn buckets(
-        &mut self,
-        period: Option<&ReportPeriod>,
-    ) -> Option<(Granularity, WeekStart)> {
+    /// `granularity` (default `day`) and `week_start` (default `monday`).
+    pub fn buckets(&mut self) -> Option<(Granularity, WeekStart)> {
         let granularity = self.choice("granularity", Granularity::parse, Granularity::NAMES);
         let week_start = self.choice("week_start", WeekStart::parse, WeekStart::NAMES);
-        let granularity = granularity?.unwrap_or(Granularity::Day);
-        let week_start = week_start?.unwrap_or(WeekStart::Monday);
-        if let Some(period) = period {
-            let count = period.range.bucket_count(granularity, week_start);
-            if count > MAX_BUCKETS {
-                self.fail(
-                    "granularity",
-                    format!(
-                        "from {} to {} makes {count} buckets by {}, more than the {MAX_BUCKETS} \
-                         allowed: choose a shorter range or a coarser granularity",
-                        period.range.from,
-                        period.range.to,
-                        granularity.as_str()
-                    ),
-                );
-                return None;
-            }
-        }
-        Some((granularity, week_start))
+        Some((
+            granularity?.unwrap_or(Granularity::Day),
+            week_start?.unwrap_or(WeekStart::Monday),
+        ))
     }
 
     /// One of a fixed set of values. `Some(None)` when not given, `None` when wrong.
@@ -201,18 +247,17 @@ impl Params {
         }
     }
 
-    /// A whole number in `range`, or `default` when not given.
+    /// A whole number in `range`. `Some(None)` when not given, `None` when wrong.
     pub fn integer(
         &mut self,
         name: &str,
         range: std::ops::RangeInclusive<i64>,
-        default: i64,
-    ) -> Option<i64> {
+    ) -> Option<Option<i64>> {
         let Some(text) = self.take(name) else {
-            return Some(default);
+            return Some(None);
         };
         match text.parse::<i64>() {
-            Ok(value) if range.contains(&value) => Some(value),
+            Ok(value) if range.contains(&value) => Some(Some(value)),
             _ => {
                 self.fail(
                     name,
@@ -251,25 +296,23 @@ mod tests {
 
     const ACCEPTED: &[&str] = &["from", "to", "tz", "granularity", "week_start"];
 
-    fn calendar() -> Calendar {
-        Calendar {
-            default_tz: Tz::UTC,
-            // 20:30 UTC on 2024-03-10 is already 2024-03-11 in Kolkata.
-            now: "2024-03-10T20:30:00Z".parse().unwrap(),
-        }
+    fn read(query: &str) -> Result<(ReportPeriod, Granularity, WeekStart), Problem> {
+        read_on(query, "2024-03-10")
     }
 
-    fn read(query: &str) -> Result<(ReportPeriod, Granularity, WeekStart), Problem> {
+    /// As a handler reads it, on the day `today` in the request's zone.
+    fn read_on(
+        query: &str,
+        today: &str,
+    ) -> Result<(ReportPeriod, Granularity, WeekStart), Problem> {
         let mut params = Params::parse(query, ACCEPTED);
-        let period = params.period(&calendar());
-        let buckets = params.buckets(period.as_ref());
-        let value = match (period, buckets) {
-            (Some(period), Some((granularity, week_start))) => {
-                Some((period, granularity, week_start))
-            }
-            _ => None,
-        };
-        params.finish(value)
+        let period = params.period(Tz::UTC);
+        let buckets = params.buckets();
+        let (request, (granularity, week_start)) = params.finish(period.zip(buckets))?;
+        let today = request.needs_today().then(|| date(today));
+        let period = request.resolve(today)?;
+        check_buckets(&period, granularity, week_start)?;
+        Ok((period, granularity, week_start))
     }
 
     fn bad_parameters(query: &str) -> Vec<String> {
@@ -291,9 +334,12 @@ mod tests {
         assert_eq!(period.range.from, date("2024-02-10"));
         assert_eq!(period.range.to, date("2024-03-11"));
         assert_eq!((granularity, week_start), (Granularity::Day, WeekStart::Monday));
-        let (period, ..) = read("tz=Asia/Kolkata").unwrap();
+        let (period, ..) = read_on("tz=Asia/Kolkata", "2024-03-11").unwrap();
         assert_eq!(period.tz, Tz::Asia__Kolkata);
         assert_eq!(period.range.to, date("2024-03-12"));
+        // A range with its end given does not depend on today.
+        let mut params = Params::parse("to=2024-01-01", ACCEPTED);
+        assert!(!params.period(Tz::UTC).unwrap().needs_today());
     }
 
     #[test]
@@ -309,7 +355,10 @@ mod tests {
     #[test]
     fn every_mistake_is_named_at_once() {
         assert_eq!(
-            bad_parameters("tz=Mars/Base&from=2024-1-5&to=yesterday&granularity=year&week_start=friday&colour=red"),
+            bad_parameters(
+                "tz=Mars/Base&from=2024-1-5&to=yesterday&granularity=year&week_start=friday\
+                 &colour=red"
+            ),
             ["colour", "tz", "from", "to", "granularity", "week_start"]
         );
         assert_eq!(bad_parameters("from=2024-02-01&to=2024-02-01"), ["to"]);

@@ -159,6 +159,12 @@ pub fn epoch_days(date: NaiveDate) -> i32 {
     i32::try_from((date - epoch).num_days()).expect("dates between EARLIEST and LATEST fit")
 }
 
+/// The date `days` after 1970-01-01, if chrono holds it.
+pub fn from_epoch_days(days: i32) -> Option<NaiveDate> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+    epoch.checked_add_signed(TimeDelta::days(i64::from(days)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +276,7 @@ mod tests {
         assert_eq!(epoch_days(date("1970-01-01")), 0);
         assert_eq!(epoch_days(date("1969-12-31")), -1);
         assert_eq!(epoch_days(date("2000-03-01")), 11_017);
+        assert_eq!(from_epoch_days(11_017), Some(date("2000-03-01")));
         epoch_days(EARLIEST);
         epoch_days(LATEST);
     }

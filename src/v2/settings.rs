@@ -13,6 +13,7 @@ pub enum Setting {
     ApiKeys,
     DbTimezone,
     ReportTimezone,
+    CacheMaxAge,
 }
 
 impl Setting {
@@ -21,6 +22,7 @@ impl Setting {
             Setting::ApiKeys => "api_keys",
             Setting::DbTimezone => "db_timezone",
             Setting::ReportTimezone => "report_timezone",
+            Setting::CacheMaxAge => "cache_max_age",
         }
     }
 }
@@ -30,6 +32,8 @@ impl Setting {
 pub enum SettingError {
     /// A time-zone variable that is not an IANA zone name.
     UnknownTimezone(Setting),
+    /// `cache_max_age` is not a number of seconds up to a year.
+    InvalidMaxAge,
     /// `api_keys` holds a key that an `Authorization: Bearer` header cannot carry.
     UnusableKey,
     /// The variables interface failed; the text comes from the host.
@@ -43,6 +47,10 @@ impl fmt::Display for SettingError {
                 f,
                 "variable {} must be an IANA time zone name such as UTC or Europe/Berlin",
                 setting.variable()
+            ),
+            SettingError::InvalidMaxAge => write!(
+                f,
+                "variable cache_max_age must be a whole number of seconds from 0 to {MAX_AGE_LIMIT}"
             ),
             SettingError::UnusableKey => write!(
                 f,
@@ -65,7 +73,12 @@ pub struct ReportSettings {
     pub db_timezone: Tz,
     /// The calendar of a request that names no `tz`.
     pub report_timezone: Tz,
+    /// How long a client may reuse a report without asking (`Cache-Control`).
+    pub cache_max_age: u32,
 }
+
+/// A year: `max-age` beyond it is never what an operator meant.
+pub const MAX_AGE_LIMIT: u32 = 31_536_000;
 
 impl ReportSettings {
     /// Read the settings through `lookup`: a variable's value, `None` when it is
@@ -91,10 +104,20 @@ impl ReportSettings {
             Some(text) => ApiKeys::parse(&text).ok_or(SettingError::UnusableKey)?,
             None => ApiKeys::default(),
         };
+        let cache_max_age = match read(Setting::CacheMaxAge)? {
+            None => 0,
+            Some(text) => text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|seconds| *seconds <= MAX_AGE_LIMIT)
+                .ok_or(SettingError::InvalidMaxAge)?,
+        };
         Ok(ReportSettings {
             api_keys,
             db_timezone: zone(Setting::DbTimezone)?,
             report_timezone: zone(Setting::ReportTimezone)?,
+            cache_max_age,
         })
     }
 }
@@ -137,6 +160,19 @@ mod tests {
             assert_eq!(
                 load(&[("report_timezone", bad)]).unwrap_err(),
                 SettingError::UnknownTimezone(Setting::ReportTimezone),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_max_age_is_seconds_up_to_a_year() {
+        assert_eq!(load(&[]).unwrap().cache_max_age, 0);
+        assert_eq!(load(&[("cache_max_age", "300")]).unwrap().cache_max_age, 300);
+        for bad in ["-1", "1.5", "31536001", "soon"] {
+            assert_eq!(
+                load(&[("cache_max_age", bad)]).unwrap_err(),
+                SettingError::InvalidMaxAge,
                 "{bad}"
             );
         }

@@ -17,12 +17,13 @@ use serde::Serialize;
 use spin_sdk::pg4::{DbValue, ParameterValue, RowSet};
 
 use crate::errors::AppError;
-use crate::v2::params::{Calendar, Params, ReportPeriod};
+use crate::v2::negotiate::Format;
+use crate::v2::params::{check_buckets, Params, PeriodRequest, ReportPeriod};
 use crate::v2::period::{epoch_days, Granularity, WeekStart};
 use crate::v2::problem::Problem;
 
 /// The query parameters that `usage` accepts.
-pub const PARAMETERS: &[&str] = &["from", "to", "tz", "granularity", "week_start"];
+pub const PARAMETERS: &[&str] = &["from", "to", "tz", "granularity", "week_start", "format"];
 
 /// The counts per bucket. Parameters: `$1` the bucket bounds as days since
 /// 1970-01-01 (`int4[]`), `$2` the report's zone, `$3` the database's zone, `$4`
@@ -73,7 +74,47 @@ SELECT COALESCE(t.bucket, m.bucket)::int4 AS bucket,
        COALESCE(m.new_members, 0)::int8 AS new_members
 FROM token_counts t FULL JOIN member_counts m ON t.bucket = m.bucket";
 
-/// A usage request's parameters.
+/// A usage request's parameters, before its range is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRequest {
+    pub period: PeriodRequest,
+    pub granularity: Granularity,
+    pub week_start: WeekStart,
+    /// `format`, which overrides `Accept`.
+    pub format: Option<Format>,
+}
+
+impl UsageRequest {
+    pub fn parse(query: &str, default_tz: Tz) -> Result<UsageRequest, Problem> {
+        let mut params = Params::parse(query, PARAMETERS);
+        let period = params.period(default_tz);
+        let buckets = params.buckets();
+        let format = params.choice("format", Format::parse, Format::NAMES);
+        let request = (|| {
+            let (granularity, week_start) = buckets?;
+            Some(UsageRequest {
+                period: period?,
+                granularity,
+                week_start,
+                format: format?,
+            })
+        })();
+        params.finish(request)
+    }
+
+    /// The query, once today's date in its zone is known (when it is needed).
+    pub fn resolve(&self, today: Option<NaiveDate>) -> Result<UsageQuery, Problem> {
+        let period = self.period.resolve(today)?;
+        check_buckets(&period, self.granularity, self.week_start)?;
+        Ok(UsageQuery {
+            period,
+            granularity: self.granularity,
+            week_start: self.week_start,
+        })
+    }
+}
+
+/// A usage query: its range, zone and buckets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageQuery {
     pub period: ReportPeriod,
@@ -82,18 +123,15 @@ pub struct UsageQuery {
 }
 
 impl UsageQuery {
-    pub fn parse(query: &str, calendar: &Calendar) -> Result<UsageQuery, Problem> {
-        let mut params = Params::parse(query, PARAMETERS);
-        let period = params.period(calendar);
-        let buckets = params.buckets(period.as_ref());
-        let query = period
-            .zip(buckets)
-            .map(|(period, (granularity, week_start))| UsageQuery {
-                period,
-                granularity,
-                week_start,
-            });
-        params.finish(query)
+    /// The CSV download's name, which says what it holds:
+    /// `coworking-usage_2024-01-01_2024-02-01_week.csv`; `subject` names whose.
+    pub fn filename(&self, subject: &str) -> String {
+        format!(
+            "coworking-{subject}_{}_{}_{}.csv",
+            self.period.range.from,
+            self.period.range.to,
+            self.granularity.as_str()
+        )
     }
 
     /// The bounds of the buckets, in order.
@@ -212,11 +250,8 @@ mod tests {
     use spin_sdk::pg4::{Column, DbDataType};
 
     fn query(text: &str) -> UsageQuery {
-        let calendar = Calendar {
-            default_tz: Tz::UTC,
-            now: "2024-03-10T12:00:00Z".parse().unwrap(),
-        };
-        UsageQuery::parse(text, &calendar).unwrap()
+        let request = UsageRequest::parse(text, Tz::UTC).unwrap();
+        request.resolve("2024-03-10".parse().ok()).unwrap()
     }
 
     fn rows(values: &[[i64; 5]]) -> RowSet {

@@ -66,7 +66,14 @@ pub fn up(args: UpArgs) -> Result<()> {
 }
 
 fn serve(root: &Path, db: &Cluster, args: &UpArgs) -> Result<()> {
+    let api_key = development_key(root)?;
+    println!(
+        "xtask: the v2 reports' development key is {api_key} (kept in {DEV_KEY_FILE}):\n  \
+         curl -H 'Authorization: Bearer {api_key}' 'http://{}/api/v2/usage?tz=Europe/Berlin'",
+        args.listen
+    );
     let variables = [
+        ("SPIN_VARIABLE_API_KEYS", api_key),
         ("SPIN_VARIABLE_DB_USERNAME", "postgres".to_owned()),
         ("SPIN_VARIABLE_DB_PASSWORD", db.password()?),
         ("SPIN_VARIABLE_DB_HOST", "127.0.0.1".to_owned()),
@@ -233,6 +240,22 @@ pub fn ensure_debian_packages(packages: &[DebianPackage]) -> Result<()> {
     })
 }
 
+/// Where `cargo xtask up` keeps its v2 key, beside its database.
+const DEV_KEY_FILE: &str = ".dev/api-key";
+
+/// The v2 key of `cargo xtask up`: random on first use, then the same, so that
+/// a developer's saved requests keep working.
+fn development_key(root: &Path) -> Result<String> {
+    let path = root.join(DEV_KEY_FILE);
+    if let Ok(key) = fs::read_to_string(&path) {
+        return Ok(key.trim().to_owned());
+    }
+    let key = format!("dev-{}", random_hex(24)?);
+    fs::create_dir_all(path.parent().expect("a file in .dev"))?;
+    fs::write(&path, &key).with_context(|| format!("write {}", path.display()))?;
+    Ok(key)
+}
+
 /// The developer's PostgreSQL in `.dev/postgres`, created with a random password
 /// on first use, and seeded from `db/` until a seed has gone through (a first
 /// start that failed, on a taken port for instance, leaves it unseeded).
@@ -372,6 +395,16 @@ pub fn project_root() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The development key is a usable Bearer key, made once and then kept.
+    #[test]
+    fn the_development_key_is_made_once() {
+        let root = tempfile::tempdir().unwrap();
+        let key = development_key(root.path()).unwrap();
+        assert!(key.starts_with("dev-") && key.len() == 52, "{key}");
+        assert!(coworking_analytics::v2::access::ApiKeys::parse(&key).is_some_and(|keys| !keys.is_empty()));
+        assert_eq!(development_key(root.path()).unwrap(), key);
+    }
 
     /// `cargo xtask` shows cargo's progress: a first build takes minutes.
     #[test]

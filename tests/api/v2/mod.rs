@@ -5,6 +5,7 @@
 mod access;
 mod data;
 mod errors;
+mod formats;
 mod members;
 mod reference;
 mod usage;

@@ -1,0 +1,148 @@
+//! The v2 reports as CSV (RFC 4180): a header row, CRLF line ends, fields quoted
+//! where they must be. A text that a spreadsheet would run as a formula (it
+//! starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
+//! `'`, as OWASP's advice on CSV injection says; numbers stay numbers.
+
+use std::borrow::Cow;
+
+use crate::errors::AppError;
+use crate::v2::members::MemberRow;
+use crate::v2::usage::UsageReport;
+
+const USAGE_HEADER: [&str; 6] = [
+    "start",
+    "end",
+    "visits",
+    "tokens_issued",
+    "active_members",
+    "new_members",
+];
+
+const MEMBERS_HEADER: [&str; 7] = [
+    "member_id",
+    "first_name",
+    "last_name",
+    "joined_at",
+    "visits",
+    "tokens_issued",
+    "last_visit",
+];
+
+/// One row per bucket.
+pub fn usage_csv(report: &UsageReport) -> Result<Vec<u8>, AppError> {
+    let mut table = writer();
+    table.write_record(USAGE_HEADER).map_err(failed)?;
+    for bucket in &report.buckets {
+        let counts = &bucket.counts;
+        write(&mut table, [
+                text(&bucket.start),
+                text(&bucket.end),
+                Cow::Owned(counts.visits.to_string()),
+                Cow::Owned(counts.tokens_issued.to_string()),
+                Cow::Owned(counts.active_members.to_string()),
+                Cow::Owned(counts.new_members.to_string()),
+            ])?;
+    }
+    finish(table)
+}
+
+/// One row per member; empty fields where a value is missing.
+pub fn members_csv(members: &[MemberRow]) -> Result<Vec<u8>, AppError> {
+    let mut table = writer();
+    table.write_record(MEMBERS_HEADER).map_err(failed)?;
+    for member in members {
+        write(&mut table, [
+                Cow::Owned(member.member_id.to_string()),
+                optional(&member.first_name),
+                optional(&member.last_name),
+                optional(&member.joined_at),
+                Cow::Owned(member.visits.to_string()),
+                Cow::Owned(member.tokens_issued.to_string()),
+                optional(&member.last_visit),
+            ])?;
+    }
+    finish(table)
+}
+
+fn write<const N: usize>(
+    table: &mut csv::Writer<Vec<u8>>,
+    fields: [Cow<'_, str>; N],
+) -> Result<(), AppError> {
+    table
+        .write_record(fields.iter().map(|field| field.as_bytes()))
+        .map_err(failed)
+}
+
+fn writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new())
+}
+
+fn finish(table: csv::Writer<Vec<u8>>) -> Result<Vec<u8>, AppError> {
+    table
+        .into_inner()
+        .map_err(|err| AppError::Data(format!("CSV: {err}")))
+}
+
+fn failed(err: csv::Error) -> AppError {
+    AppError::Data(format!("CSV: {err}"))
+}
+
+/// An optional text field: empty when missing.
+fn optional(value: &Option<String>) -> Cow<'_, str> {
+    value.as_deref().map_or(Cow::Borrowed(""), text)
+}
+
+/// A text field, neutralised if a spreadsheet would take it for a formula.
+fn text(value: &str) -> Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{value}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(first_name: &str) -> MemberRow {
+        MemberRow {
+            member_id: 7,
+            first_name: Some(first_name.into()),
+            last_name: None,
+            joined_at: Some("2024-01-02T03:04:05.000000+05:30".into()),
+            visits: 3,
+            tokens_issued: 4,
+            last_visit: None,
+        }
+    }
+
+    fn csv_of(first_name: &str) -> String {
+        String::from_utf8(members_csv(&[member(first_name)]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn rows_end_in_crlf_after_a_header() {
+        assert_eq!(
+            csv_of("Ada"),
+            "member_id,first_name,last_name,joined_at,visits,tokens_issued,last_visit\r\n\
+             7,Ada,,2024-01-02T03:04:05.000000+05:30,3,4,\r\n"
+        );
+    }
+
+    #[test]
+    fn quotes_commas_and_newlines_are_quoted() {
+        assert!(csv_of("O\"Brien, Jr.\nII").contains("7,\"O\"\"Brien, Jr.\nII\",,"));
+    }
+
+    #[test]
+    fn formulas_are_neutralised() {
+        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            let row = csv_of(formula);
+            assert!(row.contains(&format!("'{formula}")), "{row:?}");
+        }
+        assert!(csv_of("=HYPERLINK(\"x\")").contains("\"'=HYPERLINK(\"\"x\"\")\""));
+    }
+}
