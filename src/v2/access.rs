@@ -46,12 +46,9 @@ impl ApiKeys {
     /// Whether `key` is one of the keys.
     fn admits(&self, key: &[u8]) -> bool {
         let presented = digest(key);
-        let matched = self
-            .0
-            .iter()
-            .fold(Choice::from(0), |matched, known| {
-                matched | known.ct_eq(&presented)
-            });
+        let matched = self.0.iter().fold(Choice::from(0), |matched, known| {
+            matched | known.ct_eq(&presented)
+        });
         matched.into()
     }
 }
@@ -96,7 +93,9 @@ impl Denied {
     /// RFC 6750 §3's challenge; the error code tells a client a bad key from none.
     pub fn challenge(self) -> &'static str {
         match self {
-            Denied::NoKeysConfigured | Denied::NoCredentials => "Bearer realm=\"coworking-analytics\"",
+            Denied::NoKeysConfigured | Denied::NoCredentials => {
+                "Bearer realm=\"coworking-analytics\""
+            }
             Denied::WrongKey => "Bearer realm=\"coworking-analytics\", error=\"invalid_token\"",
         }
     }
@@ -113,8 +112,8 @@ pub fn check<'a>(
     let values: Vec<http::HeaderValue> = authorization
         .filter_map(|value| http::HeaderValue::from_bytes(value).ok())
         .collect();
-    let bearer = Authorization::<Bearer>::decode(&mut values.iter())
-        .map_err(|_| Denied::NoCredentials)?;
+    let bearer =
+        Authorization::<Bearer>::decode(&mut values.iter()).map_err(|_| Denied::NoCredentials)?;
     if keys.admits(bearer.token().as_bytes()) {
         Ok(())
     } else {
@@ -149,7 +148,12 @@ mod tests {
             check_header(keys, Some("Basic b2xkLWtleS0xOg==")),
             Err(Denied::NoCredentials)
         );
-        for wrong in ["Bearer old-key-", "Bearer old-key-12", "Bearer OLD-KEY-1", "Bearer "] {
+        for wrong in [
+            "Bearer old-key-",
+            "Bearer old-key-12",
+            "Bearer OLD-KEY-1",
+            "Bearer ",
+        ] {
             assert!(check_header(keys, Some(wrong)).is_err(), "{wrong}");
         }
         assert_eq!(check_header(keys, Some("Bearer x")), Err(Denied::WrongKey));

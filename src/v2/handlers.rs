@@ -37,11 +37,14 @@ pub fn handle(req: &Request) -> Response {
 
 fn serve(route: &Route, req: &Request) -> Result<Response, Problem> {
     let settings = report_settings()?;
-    authorize(&settings, req)?;
+    if *route != Route::OpenApi {
+        authorize(&settings, req)?;
+    }
     let representation = match route {
         Route::Usage => usage(&settings, req)?,
         Route::Members => members(&settings, req)?,
         Route::Member(id) => member(&settings, id, req)?,
+        Route::OpenApi => openapi(req)?,
     };
     let preferences = Preferences {
         if_none_match: req.header("if-none-match").map(|value| value.as_bytes()),
@@ -84,7 +87,9 @@ fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, P
     let query = request.resolve(today(&session, &request.period)?)?;
     let page_size = query.page_size(format);
     let parameters = query.sql_parameters(settings.db_timezone, None, page_size);
-    let rows = session.query(query.sort.sql(), &parameters).map_err(failed)?;
+    let rows = session
+        .query(query.sort.sql(), &parameters)
+        .map_err(failed)?;
     let page = MembersPage::from_rows(&rows).map_err(failed)?;
     let (body, filename) = match format {
         Format::Json => (
@@ -149,6 +154,20 @@ fn member(settings: &ReportSettings, id: &str, req: &Request) -> Result<Represen
     })
 }
 
+fn openapi(req: &Request) -> Result<Representation, Problem> {
+    // Its one representation is JSON: an Accept without it is a 406.
+    Format::negotiate(None, header(req, "accept")).and_then(|format| match format {
+        Format::Json => Ok(()),
+        Format::Csv => Err(Problem::not_acceptable("application/json")),
+    })?;
+    Ok(Representation {
+        format: Format::Json,
+        body: routes::OPENAPI.as_bytes().to_vec(),
+        filename: None,
+        link: None,
+    })
+}
+
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).and_then(|value| value.as_str())
 }
@@ -182,7 +201,9 @@ fn today(session: &db::Session, period: &PeriodRequest) -> Result<Option<NaiveDa
     let rows = session
         .query(TODAY_SQL, &period.today_parameters())
         .map_err(failed)?;
-    PeriodRequest::today_from_rows(&rows).map(Some).map_err(failed)
+    PeriodRequest::today_from_rows(&rows)
+        .map(Some)
+        .map_err(failed)
 }
 
 /// A failure after the request was let in: logged with its details, answered

@@ -54,7 +54,8 @@ impl Sort {
         Sort::MemberId,
         Sort::LatestVisit,
     ];
-    pub const NAMES: &'static str = "-visits, visits, joined_at, -joined_at, member_id or -last_visit";
+    pub const NAMES: &'static str =
+        "-visits, visits, joined_at, -joined_at, member_id or -last_visit";
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -444,9 +445,12 @@ mod tests {
 
     #[test]
     fn bad_paging_and_sorts_are_named() {
-        let problem =
-            parse("sort=name&limit=1001&offset=-1&include_inactive=yes").unwrap_err();
-        let names: Vec<&str> = problem.errors.iter().map(|e| e.parameter.as_str()).collect();
+        let problem = parse("sort=name&limit=1001&offset=-1&include_inactive=yes").unwrap_err();
+        let names: Vec<&str> = problem
+            .errors
+            .iter()
+            .map(|e| e.parameter.as_str())
+            .collect();
         assert_eq!(names, ["sort", "limit", "offset", "include_inactive"]);
         assert!(parse("limit=0").is_err());
         assert!(parse("limit=1000&offset=7").is_ok());
@@ -457,7 +461,12 @@ mod tests {
         let query = parse("limit=10&offset=10&tz=Asia/Kolkata").unwrap();
         assert_eq!(
             query
-                .page_links("/api/v2/members", "limit=10&offset=10&tz=Asia/Kolkata", Some(10), 25)
+                .page_links(
+                    "/api/v2/members",
+                    "limit=10&offset=10&tz=Asia/Kolkata",
+                    Some(10),
+                    25
+                )
                 .unwrap(),
             "</api/v2/members?limit=10&tz=Asia%2FKolkata&offset=20>; rel=\"next\", \
              </api/v2/members?limit=10&tz=Asia%2FKolkata&offset=0>; rel=\"prev\""

@@ -134,9 +134,17 @@ mod tests {
             ("text/html, text/csv;q=0.1", Format::Csv),
         ];
         for (accept, format) in cases {
-            assert_eq!(Format::negotiate(None, Some(accept)), Ok(format), "{accept}");
+            assert_eq!(
+                Format::negotiate(None, Some(accept)),
+                Ok(format),
+                "{accept}"
+            );
         }
-        for refused in ["text/html", "application/xml, image/*", "text/csv;q=0, application/json;q=0"] {
+        for refused in [
+            "text/html",
+            "application/xml, image/*",
+            "text/csv;q=0, application/json;q=0",
+        ] {
             let problem = Format::negotiate(None, Some(refused)).unwrap_err();
             assert_eq!(problem.status, 406, "{refused}");
         }

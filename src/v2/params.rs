@@ -137,7 +137,10 @@ impl Params {
                     ),
                 ));
             } else if values.contains_key(name.as_ref()) {
-                errors.push(ParameterError::new(&name, "given more than once; give it once"));
+                errors.push(ParameterError::new(
+                    &name,
+                    "given more than once; give it once",
+                ));
             } else if !value.is_empty() {
                 values.insert(name.into_owned(), value.into_owned());
             }
@@ -333,7 +336,10 @@ mod tests {
         let (period, granularity, week_start) = read("").unwrap();
         assert_eq!(period.range.from, date("2024-02-10"));
         assert_eq!(period.range.to, date("2024-03-11"));
-        assert_eq!((granularity, week_start), (Granularity::Day, WeekStart::Monday));
+        assert_eq!(
+            (granularity, week_start),
+            (Granularity::Day, WeekStart::Monday)
+        );
         let (period, ..) = read_on("tz=Asia/Kolkata", "2024-03-11").unwrap();
         assert_eq!(period.tz, Tz::Asia__Kolkata);
         assert_eq!(period.range.to, date("2024-03-12"));
@@ -373,7 +379,10 @@ mod tests {
         let problem = read("from=2000-01-01&to=2011-01-01").unwrap_err();
         assert_eq!(problem.status, 400);
         assert_eq!(problem.errors[0].parameter, "granularity");
-        assert!(problem.errors[0].detail.contains("4018 buckets"), "{problem:?}");
+        assert!(
+            problem.errors[0].detail.contains("4018 buckets"),
+            "{problem:?}"
+        );
         assert!(read("from=2000-01-01&to=2011-01-01&granularity=week").is_ok());
     }
 

@@ -118,7 +118,8 @@ impl DateRange {
     pub fn bucket_bounds(self, granularity: Granularity, week_start: WeekStart) -> Vec<NaiveDate> {
         let mut bounds = vec![self.from];
         let mut start = period_start(self.from, granularity, week_start);
-        while let Some(next) = next_period_start(start, granularity).filter(|next| *next < self.to) {
+        while let Some(next) = next_period_start(start, granularity).filter(|next| *next < self.to)
+        {
             bounds.push(next);
             start = next;
         }
@@ -206,7 +207,11 @@ mod tests {
         );
         // A range that starts on the week's first day has no cut first bucket.
         assert_eq!(
-            check(range("2024-01-07", "2024-01-14"), Granularity::Week, WeekStart::Sunday),
+            check(
+                range("2024-01-07", "2024-01-14"),
+                Granularity::Week,
+                WeekStart::Sunday
+            ),
             ["2024-01-07", "2024-01-14"]
         );
     }
@@ -214,11 +219,19 @@ mod tests {
     #[test]
     fn months_follow_the_calendar() {
         assert_eq!(
-            check(range("2024-01-31", "2024-04-01"), Granularity::Month, WeekStart::Monday),
+            check(
+                range("2024-01-31", "2024-04-01"),
+                Granularity::Month,
+                WeekStart::Monday
+            ),
             ["2024-01-31", "2024-02-01", "2024-03-01", "2024-04-01"]
         );
         assert_eq!(
-            check(range("2023-12-15", "2024-01-02"), Granularity::Month, WeekStart::Monday),
+            check(
+                range("2023-12-15", "2024-01-02"),
+                Granularity::Month,
+                WeekStart::Monday
+            ),
             ["2023-12-15", "2024-01-01", "2024-01-02"]
         );
     }
@@ -226,7 +239,11 @@ mod tests {
     #[test]
     fn days_include_the_leap_day() {
         assert_eq!(
-            check(range("2024-02-28", "2024-03-01"), Granularity::Day, WeekStart::Monday),
+            check(
+                range("2024-02-28", "2024-03-01"),
+                Granularity::Day,
+                WeekStart::Monday
+            ),
             ["2024-02-28", "2024-02-29", "2024-03-01"]
         );
     }

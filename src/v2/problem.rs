@@ -114,7 +114,11 @@ impl Problem {
 
     /// A v2 variable the operator must fix: named, never shown.
     pub fn configuration(err: &SettingError) -> Problem {
-        Problem::plain(500, "Internal Server Error", format!("configuration error: {err}"))
+        Problem::plain(
+            500,
+            "Internal Server Error",
+            format!("configuration error: {err}"),
+        )
     }
 
     pub fn into_response(self) -> Response {

@@ -113,7 +113,8 @@ fn encode(coding: Coding, body: Vec<u8>) -> Result<Vec<u8>, AppError> {
     match coding {
         Coding::Identity => Ok(body),
         Coding::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             encoder.write_all(&body).map_err(failed)?;
             encoder.finish().map_err(failed)
         }
@@ -125,7 +126,11 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn respond(body: &[u8], if_none_match: Option<&str>, accept_encoding: Option<&str>) -> Response {
+    fn respond(
+        body: &[u8],
+        if_none_match: Option<&str>,
+        accept_encoding: Option<&str>,
+    ) -> Response {
         Representation {
             format: Format::Json,
             body: body.to_vec(),
@@ -154,11 +159,22 @@ mod tests {
         let first = respond(b"{\"a\":1}\n", None, None);
         assert_eq!(*first.status(), 200);
         let etag = header(&first, "etag").unwrap();
-        assert!(etag.starts_with('"') && !etag.starts_with("W/"), "strong: {etag}");
-        assert_eq!(header(&first, "cache-control").as_deref(), Some("private, max-age=60"));
+        assert!(
+            etag.starts_with('"') && !etag.starts_with("W/"),
+            "strong: {etag}"
+        );
+        assert_eq!(
+            header(&first, "cache-control").as_deref(),
+            Some("private, max-age=60")
+        );
         assert_eq!(header(&first, "vary").as_deref(), Some(VARY));
         let weak = format!("W/{etag}");
-        for condition in [etag.as_str(), weak.as_str(), "*", &format!("\"other\", {etag}")] {
+        for condition in [
+            etag.as_str(),
+            weak.as_str(),
+            "*",
+            &format!("\"other\", {etag}"),
+        ] {
             let again = respond(b"{\"a\":1}\n", Some(condition), None);
             assert_eq!(*again.status(), 304, "{condition}");
             assert!(again.body().is_empty());
@@ -166,7 +182,11 @@ mod tests {
             assert_eq!(header(&again, "vary").as_deref(), Some(VARY));
         }
         for condition in ["\"other\"", "not an etag", ""] {
-            assert_eq!(*respond(b"{\"a\":1}\n", Some(condition), None).status(), 200, "{condition}");
+            assert_eq!(
+                *respond(b"{\"a\":1}\n", Some(condition), None).status(),
+                200,
+                "{condition}"
+            );
         }
         // Another answer, another tag.
         let changed = respond(b"{\"a\":2}\n", Some(&etag), None);
@@ -180,7 +200,9 @@ mod tests {
         let gzip = respond(body.as_bytes(), None, Some("gzip"));
         assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
         let mut plain = String::new();
-        flate2::read::GzDecoder::new(gzip.body()).read_to_string(&mut plain).unwrap();
+        flate2::read::GzDecoder::new(gzip.body())
+            .read_to_string(&mut plain)
+            .unwrap();
         assert_eq!(plain, body);
         assert!(header(&gzip, "etag").unwrap().ends_with("-gzip\""));
 

@@ -14,6 +14,8 @@ pub enum Route {
     Members,
     /// One member, by the id segment as it came (percent-decoded).
     Member(String),
+    /// The OpenAPI document: open to all, like the legacy reports.
+    OpenApi,
 }
 
 /// What to do with a v2 request.
@@ -34,13 +36,16 @@ pub fn is_v2(path: &str) -> bool {
 
 fn router() -> matchit::Router<fn(String) -> Route> {
     let mut router = matchit::Router::new();
-    let routes: [(&str, fn(String) -> Route); 3] = [
+    let routes: [(&str, fn(String) -> Route); 4] = [
         ("/api/v2/usage", |_| Route::Usage),
         ("/api/v2/members", |_| Route::Members),
         ("/api/v2/members/{id}", Route::Member),
+        ("/api/v2/openapi.json", |_| Route::OpenApi),
     ];
     for (path, route) in routes {
-        router.insert(path, route).expect("the v2 routes do not overlap");
+        router
+            .insert(path, route)
+            .expect("the v2 routes do not overlap");
     }
     router
 }
@@ -50,8 +55,7 @@ pub fn dispatch(method: &str, path: &str) -> Dispatch {
     let router = router();
     let Ok(matched) = router.at(path) else {
         return Dispatch::Refuse(Problem::not_found(
-            "no report at this path: the v2 reports are /api/v2/usage, /api/v2/members \
-             and /api/v2/members/{id}",
+            "no report at this path; the reports are listed in /api/v2/openapi.json",
         ));
     };
     let id = matched.params.get("id").unwrap_or_default();
@@ -65,14 +69,62 @@ pub fn dispatch(method: &str, path: &str) -> Dispatch {
     }
 }
 
+/// The OpenAPI 3.1 document of every route, legacy and v2.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::Endpoint;
+
+    /// The document names every route there is, and no other.
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        let mut documented: Vec<String> = document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        documented.sort();
+        let mut served: Vec<String> = Endpoint::ALL
+            .iter()
+            .map(|(path, _)| path.to_string())
+            .collect();
+        served.extend(
+            [
+                "/api/v2/usage",
+                "/api/v2/members",
+                "/api/v2/members/{id}",
+                "/api/v2/openapi.json",
+            ]
+            .map(String::from),
+        );
+        served.sort();
+        assert_eq!(documented, served);
+        let router = router();
+        for path in document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|path| is_v2(path))
+        {
+            assert!(
+                router.at(&path.replace("{id}", "1")).is_ok(),
+                "{path} is not routed"
+            );
+        }
+    }
 
     #[test]
     fn reports_answer_get_and_head() {
         for method in ["GET", "HEAD"] {
-            assert_eq!(dispatch(method, "/api/v2/usage"), Dispatch::Serve(Route::Usage));
+            assert_eq!(
+                dispatch(method, "/api/v2/usage"),
+                Dispatch::Serve(Route::Usage)
+            );
             assert_eq!(
                 dispatch(method, "/api/v2/members/42"),
                 Dispatch::Serve(Route::Member("42".into()))
@@ -83,6 +135,10 @@ mod tests {
             Dispatch::Serve(Route::Member("42".into()))
         );
         assert_eq!(dispatch("OPTIONS", "/api/v2/members"), Dispatch::Options);
+        assert_eq!(
+            dispatch("GET", "/api/v2/openapi.json"),
+            Dispatch::Serve(Route::OpenApi)
+        );
     }
 
     #[test]
@@ -91,7 +147,13 @@ mod tests {
             panic!("POST is served");
         };
         assert_eq!(problem.status, 405);
-        for path in ["/api/v2", "/api/v2/", "/api/v2/usage/", "/api/v2/members/1/x", "/api/v2/nope"] {
+        for path in [
+            "/api/v2",
+            "/api/v2/",
+            "/api/v2/usage/",
+            "/api/v2/members/1/x",
+            "/api/v2/nope",
+        ] {
             let Dispatch::Refuse(problem) = dispatch("GET", path) else {
                 panic!("{path} is served");
             };

@@ -59,7 +59,11 @@ impl fmt::Display for SettingError {
                  letters, digits and - . _ ~ + / (then = at its end)"
             ),
             SettingError::Unreadable { setting, reason } => {
-                write!(f, "variable {} cannot be read: {reason}", setting.variable())
+                write!(
+                    f,
+                    "variable {} cannot be read: {reason}",
+                    setting.variable()
+                )
             }
         }
     }
@@ -168,7 +172,10 @@ mod tests {
     #[test]
     fn the_max_age_is_seconds_up_to_a_year() {
         assert_eq!(load(&[]).unwrap().cache_max_age, 0);
-        assert_eq!(load(&[("cache_max_age", "300")]).unwrap().cache_max_age, 300);
+        assert_eq!(
+            load(&[("cache_max_age", "300")]).unwrap().cache_max_age,
+            300
+        );
         for bad in ["-1", "1.5", "31536001", "soon"] {
             assert_eq!(
                 load(&[("cache_max_age", bad)]).unwrap_err(),

@@ -34,14 +34,17 @@ pub fn usage_csv(report: &UsageReport) -> Result<Vec<u8>, AppError> {
     table.write_record(USAGE_HEADER).map_err(failed)?;
     for bucket in &report.buckets {
         let counts = &bucket.counts;
-        write(&mut table, [
+        write(
+            &mut table,
+            [
                 text(&bucket.start),
                 text(&bucket.end),
                 Cow::Owned(counts.visits.to_string()),
                 Cow::Owned(counts.tokens_issued.to_string()),
                 Cow::Owned(counts.active_members.to_string()),
                 Cow::Owned(counts.new_members.to_string()),
-            ])?;
+            ],
+        )?;
     }
     finish(table)
 }
@@ -51,7 +54,9 @@ pub fn members_csv(members: &[MemberRow]) -> Result<Vec<u8>, AppError> {
     let mut table = writer();
     table.write_record(MEMBERS_HEADER).map_err(failed)?;
     for member in members {
-        write(&mut table, [
+        write(
+            &mut table,
+            [
                 Cow::Owned(member.member_id.to_string()),
                 optional(&member.first_name),
                 optional(&member.last_name),
@@ -59,7 +64,8 @@ pub fn members_csv(members: &[MemberRow]) -> Result<Vec<u8>, AppError> {
                 Cow::Owned(member.visits.to_string()),
                 Cow::Owned(member.tokens_issued.to_string()),
                 optional(&member.last_visit),
-            ])?;
+            ],
+        )?;
     }
     finish(table)
 }

@@ -256,13 +256,19 @@ mod tests {
 
     fn rows(values: &[[i64; 5]]) -> RowSet {
         RowSet {
-            columns: ["bucket", "visits", "tokens_issued", "active_members", "new_members"]
-                .iter()
-                .map(|name| Column {
-                    name: (*name).into(),
-                    data_type: DbDataType::Int64,
-                })
-                .collect(),
+            columns: [
+                "bucket",
+                "visits",
+                "tokens_issued",
+                "active_members",
+                "new_members",
+            ]
+            .iter()
+            .map(|name| Column {
+                name: (*name).into(),
+                data_type: DbDataType::Int64,
+            })
+            .collect(),
             rows: values
                 .iter()
                 .map(|row| {
@@ -277,8 +283,8 @@ mod tests {
     #[test]
     fn buckets_without_rows_are_zero() {
         let query = query("from=2024-01-01&to=2024-01-04&tz=Asia/Kathmandu");
-        let report = UsageReport::from_rows(&query, &rows(&[[2, 5, 7, 3, 1], [0, 5, 9, 3, 1]]))
-            .unwrap();
+        let report =
+            UsageReport::from_rows(&query, &rows(&[[2, 5, 7, 3, 1], [0, 5, 9, 3, 1]])).unwrap();
         assert_eq!(report.tz, "Asia/Kathmandu");
         let starts: Vec<&str> = report.buckets.iter().map(|b| b.start.as_str()).collect();
         assert_eq!(starts, ["2024-01-01", "2024-01-02", "2024-01-03"]);

@@ -402,7 +402,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let key = development_key(root.path()).unwrap();
         assert!(key.starts_with("dev-") && key.len() == 52, "{key}");
-        assert!(coworking_analytics::v2::access::ApiKeys::parse(&key).is_some_and(|keys| !keys.is_empty()));
+        assert!(coworking_analytics::v2::access::ApiKeys::parse(&key)
+            .is_some_and(|keys| !keys.is_empty()));
         assert_eq!(development_key(root.path()).unwrap(), key);
     }
 

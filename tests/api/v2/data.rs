@@ -11,7 +11,9 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use test_support::{db_variables, spawn_app_on, Data, TestApp, TestDatabase, API_KEY, SUPERUSER_PASSWORD};
+use test_support::{
+    db_variables, spawn_app_on, Data, TestApp, TestDatabase, API_KEY, SUPERUSER_PASSWORD,
+};
 
 /// Zones with :30 and :45 offsets, half-hour and one-hour daylight saving in
 /// both hemispheres, a skipped day (Pacific/Apia, 2011-12-30) and midnight

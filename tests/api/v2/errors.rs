@@ -11,18 +11,29 @@ async fn a_400_names_every_bad_parameter() {
         ("/api/v2/usage?tz=Mars/Olympus", vec!["tz"]),
         ("/api/v2/usage?from=2024-13-01", vec!["from"]),
         ("/api/v2/usage?from=2024-02-01&to=2024-01-01", vec!["to"]),
-        ("/api/v2/usage?from=2000-01-01&to=2020-01-01", vec!["granularity"]),
-        ("/api/v2/members?sort=name&limit=5000", vec!["sort", "limit"]),
-        ("/api/v2/usage?colour=red&week_start=friday", vec!["colour", "week_start"]),
+        (
+            "/api/v2/usage?from=2000-01-01&to=2020-01-01",
+            vec!["granularity"],
+        ),
+        (
+            "/api/v2/members?sort=name&limit=5000",
+            vec!["sort", "limit"],
+        ),
+        (
+            "/api/v2/usage?colour=red&week_start=friday",
+            vec!["colour", "week_start"],
+        ),
         ("/api/v2/members/1?limit=5", vec!["limit"]),
     ];
     for (path, parameters) in cases {
         let response = app.get_v2(path).await;
-        assert_eq!(response.status(), 400, "{path}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
-        let problem: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(response.status, 400, "{path}");
+        let problem = response.json();
         assert_eq!(problem["status"], 400);
-        assert_eq!(problem["type"], "tag:coworking-analytics,2026:invalid-parameters");
+        assert_eq!(
+            problem["type"],
+            "tag:coworking-analytics,2026:invalid-parameters"
+        );
         let named: Vec<&str> = problem["errors"]
             .as_array()
             .unwrap()
@@ -41,10 +52,16 @@ async fn unknown_paths_and_methods_are_problems() {
     let app = spawn_app().await;
     let (status, problem) = app.get_v2_json("/api/v2/nothing").await;
     assert_eq!((status, &problem["title"]), (404, &"Not Found".into()));
-    let response = app.request(reqwest::Method::DELETE, "/api/v2/usage").await;
-    assert_eq!(response.status(), 405);
-    assert_eq!(response.headers()["allow"], "GET, HEAD, OPTIONS");
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let response = app
+        .send_v2(
+            reqwest::Method::DELETE,
+            "/api/v2/usage",
+            Some(test_support::API_KEY),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
     // The legacy pages are as they were.
     let (status, page) = app.get_text("/api/v3/usage").await;
     assert_eq!(status, 404);

@@ -5,22 +5,15 @@ use std::io::Read;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use test_support::{db_variables, spawn_app, spawn_app_on, Data, TestApp, TestDatabase, API_KEY, SUPERUSER_PASSWORD};
+use test_support::{
+    db_variables, spawn_app, spawn_app_on, Data, TestApp, TestDatabase, API_KEY, SUPERUSER_PASSWORD,
+};
 
 const USAGE: &str = "/api/v2/usage?from=2023-01-30&to=2023-02-20&granularity=week&tz=Asia/Kolkata";
 
 async fn get(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, HeaderMap, Vec<u8>) {
-    let mut request = app
-        .http
-        .get(format!("{}{path}", app.address))
-        .bearer_auth(API_KEY);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.bytes().await.unwrap().to_vec())
+    let response = app.get_v2_with(path, headers).await;
+    (response.status, response.headers, response.body)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -39,7 +32,10 @@ async fn csv_by_accept_or_format_holds_the_json_figures() {
     ] {
         let (status, headers, body) = get(&app, &path, &[("accept", accept)]).await;
         assert_eq!(status, 200, "{path} {accept}");
-        assert_eq!(header(&headers, "content-type"), Some("text/csv; charset=utf-8; header=present"));
+        assert_eq!(
+            header(&headers, "content-type"),
+            Some("text/csv; charset=utf-8; header=present")
+        );
         assert_eq!(
             header(&headers, "content-disposition"),
             Some("attachment; filename=\"coworking-usage_2023-01-30_2023-02-20_week.csv\"")
@@ -47,7 +43,10 @@ async fn csv_by_accept_or_format_holds_the_json_figures() {
         let text = String::from_utf8(body).unwrap();
         let lines: Vec<&str> = text.split_terminator("\r\n").collect();
         assert!(!text.replace("\r\n", "").contains('\n'), "CRLF line ends");
-        assert_eq!(lines[0], "start,end,visits,tokens_issued,active_members,new_members");
+        assert_eq!(
+            lines[0],
+            "start,end,visits,tokens_issued,active_members,new_members"
+        );
         let buckets = json["buckets"].as_array().unwrap();
         assert_eq!(lines.len(), buckets.len() + 1);
         for (line, bucket) in lines[1..].iter().zip(buckets) {
@@ -65,7 +64,10 @@ async fn csv_by_accept_or_format_holds_the_json_figures() {
     }
     let (status, headers, body) = get(&app, USAGE, &[("accept", "text/html")]).await;
     assert_eq!(status, 406);
-    assert_eq!(header(&headers, "content-type"), Some("application/problem+json"));
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/problem+json")
+    );
     assert!(String::from_utf8(body).unwrap().contains("text/csv"));
 }
 
@@ -80,9 +82,14 @@ async fn a_csv_of_every_member_is_one_download() {
     let path = "/api/v2/members?include_inactive=true&sort=member_id&format=csv";
     let (status, headers, body) = get(&app, path, &[]).await;
     assert_eq!(status, 200);
-    assert!(header(&headers, "link").is_none(), "one page holds every row");
+    assert!(
+        header(&headers, "link").is_none(),
+        "one page holds every row"
+    );
     let (_, _, json) = get(&app, "/api/v2/members?include_inactive=true&limit=1", &[]).await;
-    let total = serde_json::from_slice::<Value>(&json).unwrap()["total"].as_u64().unwrap();
+    let total = serde_json::from_slice::<Value>(&json).unwrap()["total"]
+        .as_u64()
+        .unwrap();
     let mut reader = csv::ReaderBuilder::new().from_reader(body.as_slice());
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len() as u64, total);
@@ -99,9 +106,20 @@ async fn a_matching_if_none_match_is_a_304_until_the_data_changes() {
     assert_eq!(status, 200);
     let etag = header(&headers, "etag").unwrap().to_owned();
     assert!(!etag.starts_with("W/"), "a strong ETag: {etag}");
-    assert_eq!(header(&headers, "cache-control"), Some("private, max-age=0"));
-    assert_eq!(header(&headers, "vary"), Some("Accept, Accept-Encoding, Authorization"));
-    for condition in [etag.clone(), format!("W/{etag}"), format!("\"x\", {etag}"), "*".into()] {
+    assert_eq!(
+        header(&headers, "cache-control"),
+        Some("private, max-age=0")
+    );
+    assert_eq!(
+        header(&headers, "vary"),
+        Some("Accept, Accept-Encoding, Authorization")
+    );
+    for condition in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"x\", {etag}"),
+        "*".into(),
+    ] {
         let (status, headers, body) = get(&app, USAGE, &[("if-none-match", &condition)]).await;
         assert_eq!(status, 304, "{condition}");
         assert!(body.is_empty());
@@ -109,7 +127,12 @@ async fn a_matching_if_none_match_is_a_304_until_the_data_changes() {
         assert!(header(&headers, "cache-control").is_some() && header(&headers, "vary").is_some());
     }
     // CSV is another representation, with another tag.
-    let (status, csv_headers, _) = get(&app, USAGE, &[("if-none-match", &etag), ("accept", "text/csv")]).await;
+    let (status, csv_headers, _) = get(
+        &app,
+        USAGE,
+        &[("if-none-match", &etag), ("accept", "text/csv")],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_ne!(header(&csv_headers, "etag"), Some(etag.as_str()));
     app.db
@@ -126,18 +149,26 @@ async fn large_answers_are_gzipped_when_asked() {
     let path = "/api/v2/members?include_inactive=true&limit=200";
     let (_, plain_headers, plain) = get(&app, path, &[]).await;
     assert!(plain.len() > 1024 && header(&plain_headers, "content-encoding").is_none());
-    let (status, headers, gzipped) = get(&app, path, &[("accept-encoding", "br;q=1, gzip;q=0.5")]).await;
+    let (status, headers, gzipped) =
+        get(&app, path, &[("accept-encoding", "br;q=1, gzip;q=0.5")]).await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-encoding"), Some("gzip"));
     assert!(gzipped.len() < plain.len() / 2);
     let mut unzipped = Vec::new();
-    flate2::read::GzDecoder::new(gzipped.as_slice()).read_to_end(&mut unzipped).unwrap();
+    flate2::read::GzDecoder::new(gzipped.as_slice())
+        .read_to_end(&mut unzipped)
+        .unwrap();
     assert_eq!(unzipped, plain);
     assert_ne!(header(&headers, "etag"), header(&plain_headers, "etag"));
     let (_, refused, _) = get(&app, path, &[("accept-encoding", "gzip;q=0")]).await;
     assert!(header(&refused, "content-encoding").is_none());
     // A small answer is sent as it is.
-    let (_, small, _) = get(&app, "/api/v2/usage?from=2023-02-01&to=2023-02-02", &[("accept-encoding", "gzip")]).await;
+    let (_, small, _) = get(
+        &app,
+        "/api/v2/usage?from=2023-02-01&to=2023-02-02",
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
     assert!(header(&small, "content-encoding").is_none());
 }
 
@@ -149,16 +180,18 @@ async fn max_age_comes_from_its_variable_and_head_has_no_body() {
     variables.push(("SPIN_VARIABLE_CACHE_MAX_AGE".into(), "120".into()));
     let app = spawn_app_on(db, &variables).await;
     let (_, headers, body) = get(&app, USAGE, &[]).await;
-    assert_eq!(header(&headers, "cache-control"), Some("private, max-age=120"));
+    assert_eq!(
+        header(&headers, "cache-control"),
+        Some("private, max-age=120")
+    );
     let head = app
-        .http
-        .head(format!("{}{USAGE}", app.address))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 200);
-    assert_eq!(head.headers()["etag"], header(&headers, "etag").unwrap());
-    assert_eq!(head.headers()["content-length"], body.len().to_string().as_str());
-    assert!(head.bytes().await.unwrap().is_empty());
+        .send_v2(reqwest::Method::HEAD, USAGE, Some(API_KEY), &[])
+        .await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("etag"), header(&headers, "etag"));
+    assert_eq!(
+        head.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    assert!(head.body.is_empty());
 }

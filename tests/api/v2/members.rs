@@ -34,7 +34,11 @@ fn sorted(mut rows: Vec<Value>, sort: &str) -> Vec<Value> {
                 (_, Value::Null) => Ordering::Less,
                 (x, y) => {
                     let order = compare(&x, &y);
-                    if descending { order.reverse() } else { order }
+                    if descending {
+                        order.reverse()
+                    } else {
+                        order
+                    }
                 }
             }
         };
@@ -75,7 +79,14 @@ async fn every_order_and_page_equals_plain_sql() {
         let ask = ask(tz, db_tz, "2024-03-01", "2024-11-30");
         let include_inactive = round % 2 == 1;
         let expected = reference::members(&app, &ask, include_inactive).await;
-        let sort = ["-visits", "visits", "joined_at", "-joined_at", "member_id", "-last_visit"][round % 6];
+        let sort = [
+            "-visits",
+            "visits",
+            "joined_at",
+            "-joined_at",
+            "member_id",
+            "-last_visit",
+        ][round % 6];
         let expected: Vec<Value> = sorted(expected, sort).into_iter().map(strip).collect();
         let limit = rng.random_range(1..15);
         let mut offset = 0;
@@ -87,23 +98,25 @@ async fn every_order_and_page_equals_plain_sql() {
                 ask.from, ask.to
             );
             let response = app.get_v2(&path).await;
-            assert_eq!(response.status(), 200, "{path}");
-            let link = response
-                .headers()
-                .get("link")
-                .map(|value| value.to_str().unwrap().to_owned());
-            let page: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            assert_eq!(response.status, 200, "{path}");
+            let link = response.header("link").map(str::to_owned);
+            let page = response.json();
             assert_eq!(page["total"], expected.len(), "{path}");
             listed.extend(page["members"].as_array().unwrap().iter().cloned());
             offset += limit;
-            let next = link.as_deref().is_some_and(|link| link.contains("rel=\"next\""));
+            let next = link
+                .as_deref()
+                .is_some_and(|link| link.contains("rel=\"next\""));
             assert_eq!(next, offset < expected.len(), "{path}: {link:?}");
             if !next {
                 break;
             }
             assert!(link.unwrap().contains(&format!("offset={offset}>")));
         }
-        assert_eq!(listed, expected, "sort {sort} in {tz}, inactive {include_inactive}");
+        assert_eq!(
+            listed, expected,
+            "sort {sort} in {tz}, inactive {include_inactive}"
+        );
     }
 }
 
@@ -126,7 +139,10 @@ async fn a_member_has_its_row_and_its_own_series() {
         );
         let (status, report) = app.get_v2_json(&path).await;
         assert_eq!(status, 200, "{path}: {report}");
-        let expected = rows.iter().find(|row| row["member_id"] == id).expect("a reference row");
+        let expected = rows
+            .iter()
+            .find(|row| row["member_id"] == id)
+            .expect("a reference row");
         assert_eq!(&report["member"], expected, "{path}");
         assert_usage_matches(&app, &ask, &path, Some(id), &report["usage"]).await;
     }
@@ -146,9 +162,14 @@ async fn far_times_show_with_a_sign_and_infinite_ones_as_null() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["members"][0]["member_id"], 1001);
-    assert_eq!(page["members"][0]["joined_at"], "+200000-01-01T00:00:00.000000+00:00");
+    assert_eq!(
+        page["members"][0]["joined_at"],
+        "+200000-01-01T00:00:00.000000+00:00"
+    );
     let (_, page) = app
-        .get_v2_json("/api/v2/members?include_inactive=true&sort=joined_at&tz=Asia/Kolkata&limit=1000")
+        .get_v2_json(
+            "/api/v2/members?include_inactive=true&sort=joined_at&tz=Asia/Kolkata&limit=1000",
+        )
         .await;
     let members = page["members"].as_array().unwrap();
     let minus_infinity = members.iter().find(|m| m["member_id"] == 1002).unwrap();
@@ -157,5 +178,8 @@ async fn far_times_show_with_a_sign_and_infinite_ones_as_null() {
         .get_v2_json("/api/v2/members?from=-4711-01-01&to=-4710-01-01&tz=Asia/Kolkata")
         .await;
     // Local mean time in Kolkata then: +05:53:28.
-    assert_eq!(page["members"][0]["last_visit"], "-4711-06-01T17:53:28.000000+05:53:28");
+    assert_eq!(
+        page["members"][0]["last_visit"],
+        "-4711-06-01T17:53:28.000000+05:53:28"
+    );
 }

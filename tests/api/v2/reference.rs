@@ -37,7 +37,9 @@ fn period_start(day: &str, ask: &Ask) -> String {
     match (ask.granularity, ask.week_start) {
         ("day", _) => day.to_string(),
         ("week", "monday") => format!("date_trunc('week', ({day})::timestamp)::date"),
-        ("week", _) => format!("(date_trunc('week', ({day})::timestamp + INTERVAL '1 day') - INTERVAL '1 day')::date"),
+        ("week", _) => format!(
+            "(date_trunc('week', ({day})::timestamp + INTERVAL '1 day') - INTERVAL '1 day')::date"
+        ),
         _ => format!("date_trunc('month', ({day})::timestamp)::date"),
     }
 }
@@ -45,7 +47,11 @@ fn period_start(day: &str, ask: &Ask) -> String {
 /// `{start: {visits, tokens_issued, active_members, new_members}}` for the buckets
 /// with anything in them, and the totals. A bucket starts at its period's
 /// start or at `from`, whichever is later.
-pub async fn usage(app: &TestApp, ask: &Ask, member: Option<i32>) -> (BTreeMap<String, Value>, Value) {
+pub async fn usage(
+    app: &TestApp,
+    ask: &Ask,
+    member: Option<i32>,
+) -> (BTreeMap<String, Value>, Value) {
     let client = app.db.client().await;
     let token_day = local_day("created_at", ask);
     let join_day = local_day("joined_at", ask);

@@ -19,28 +19,51 @@ fn usage_path(ask: &Ask) -> String {
 
 /// The report for `ask` against the reference: the zone and range as asked,
 /// buckets in order that tile the range, each equal to the reference or zero.
-pub async fn assert_usage_matches(app: &TestApp, ask: &Ask, path: &str, member: Option<i32>, report: &Value) {
+pub async fn assert_usage_matches(
+    app: &TestApp,
+    ask: &Ask,
+    path: &str,
+    member: Option<i32>,
+    report: &Value,
+) {
     let (expected, totals) = reference::usage(app, ask, member).await;
     assert_eq!(report["tz"], ask.tz.as_str(), "{path}");
     assert_eq!(report["from"], ask.from.as_str(), "{path}");
     assert_eq!(report["to"], ask.to.as_str(), "{path}");
     let buckets = report["buckets"].as_array().expect("buckets");
-    assert_eq!(buckets.first().map(|b| &b["start"]), Some(&Value::from(ask.from.as_str())));
-    assert_eq!(buckets.last().map(|b| &b["end"]), Some(&Value::from(ask.to.as_str())));
+    assert_eq!(
+        buckets.first().map(|b| &b["start"]),
+        Some(&Value::from(ask.from.as_str()))
+    );
+    assert_eq!(
+        buckets.last().map(|b| &b["end"]),
+        Some(&Value::from(ask.to.as_str()))
+    );
     for pair in buckets.windows(2) {
-        assert_eq!(pair[0]["end"], pair[1]["start"], "{path}: buckets tile the range");
+        assert_eq!(
+            pair[0]["end"], pair[1]["start"],
+            "{path}: buckets tile the range"
+        );
     }
-    let zero = serde_json::json!({"visits": 0, "tokens_issued": 0, "active_members": 0, "new_members": 0});
+    let zero =
+        serde_json::json!({"visits": 0, "tokens_issued": 0, "active_members": 0, "new_members": 0});
     let mut seen = 0;
     for bucket in buckets {
         let start = bucket["start"].as_str().unwrap();
         let want = expected.get(start).unwrap_or(&zero);
         seen += usize::from(expected.contains_key(start));
         for field in ["visits", "tokens_issued", "active_members", "new_members"] {
-            assert_eq!(bucket[field], want[field], "{path}: {field} of the bucket {start}");
+            assert_eq!(
+                bucket[field], want[field],
+                "{path}: {field} of the bucket {start}"
+            );
         }
     }
-    assert_eq!(seen, expected.len(), "{path}: a reference bucket is missing: {expected:?}");
+    assert_eq!(
+        seen,
+        expected.len(),
+        "{path}: a reference bucket is missing: {expected:?}"
+    );
     assert_eq!(report["totals"], totals, "{path}: totals");
 }
 
@@ -49,7 +72,11 @@ pub async fn assert_usage_matches(app: &TestApp, ask: &Ask, path: &str, member: 
 #[tokio::test(flavor = "multi_thread")]
 async fn usage_equals_plain_sql_in_random_zones() {
     let mut rng = StdRng::seed_from_u64(14);
-    for (seed, db_tz) in [(1, "UTC"), (2, "America/New_York"), (3, "Australia/Lord_Howe")] {
+    for (seed, db_tz) in [
+        (1, "UTC"),
+        (2, "America/New_York"),
+        (3, "Australia/Lord_Howe"),
+    ] {
         let app = spawn_app_with_random_data(seed, db_tz).await;
         for _ in 0..25 {
             let ask = random_ask(&mut rng, db_tz);
@@ -97,7 +124,10 @@ async fn a_skipped_day_is_an_empty_bucket() {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["buckets"][2]["start"], "2011-12-30");
     assert_eq!(report["buckets"][2]["tokens_issued"], 0);
-    assert!(report["buckets"][1]["tokens_issued"].as_i64().unwrap() > 0, "{report}");
+    assert!(
+        report["buckets"][1]["tokens_issued"].as_i64().unwrap() > 0,
+        "{report}"
+    );
     assert_usage_matches(&app, &ask, &path, None, &report).await;
 }
 
@@ -106,7 +136,10 @@ async fn a_skipped_day_is_an_empty_bucket() {
 #[tokio::test(flavor = "multi_thread")]
 async fn far_dates_count_in_their_years() {
     let app = spawn_app_with_random_data(5, "UTC").await;
-    for (from, to) in [("%2B262141-01-01", "%2B262141-12-31"), ("-4711-01-01", "-4710-01-01")] {
+    for (from, to) in [
+        ("%2B262141-01-01", "%2B262141-12-31"),
+        ("-4711-01-01", "-4710-01-01"),
+    ] {
         let path = format!("/api/v2/usage?from={from}&to={to}&granularity=month&tz=Asia/Kathmandu");
         let (status, report) = app.get_v2_json(&path).await;
         assert_eq!(status, 200, "{path}: {report}");

@@ -84,25 +84,58 @@ impl TestApp {
             .expect("send request")
     }
 
-    /// A GET with the v2 key.
-    pub async fn get_v2(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.address))
-            .bearer_auth(API_KEY)
-            .send()
+    /// A v2 request with the tests' key and these headers, checked against the
+    /// OpenAPI document.
+    pub async fn get_v2_with(&self, path: &str, headers: &[(&str, &str)]) -> V2Response {
+        self.send_v2(reqwest::Method::GET, path, Some(API_KEY), headers)
             .await
-            .expect("send request")
+    }
+
+    pub async fn get_v2(&self, path: &str) -> V2Response {
+        self.get_v2_with(path, &[]).await
     }
 
     /// A v2 GET's status and JSON body.
     pub async fn get_v2_json(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self.get_v2(path).await;
+        (response.status, response.json())
+    }
+
+    /// Any v2 request, with `key` as its Bearer key; the response is checked
+    /// against the OpenAPI document.
+    pub async fn send_v2(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> V2Response {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.address));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("send request");
         let status = response.status().as_u16();
-        let body = response.bytes().await.expect("read body");
-        let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
-            panic!("{path}: {status} is not JSON ({err}): {}", String::from_utf8_lossy(&body))
-        });
-        (status, json)
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("read body").to_vec();
+        let response = V2Response {
+            status,
+            headers,
+            body,
+        };
+        crate::contract::check(
+            method.as_str(),
+            path,
+            status,
+            &response.headers,
+            &response.body,
+        );
+        response
     }
 
     /// Status and body text of a GET.
@@ -110,5 +143,32 @@ impl TestApp {
         let response = self.get(path).await;
         let status = response.status().as_u16();
         (status, response.text().await.expect("read body"))
+    }
+}
+
+/// A v2 response, read whole.
+pub struct V2Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl V2Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!(
+                "{} is not JSON ({err}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("a UTF-8 body")
     }
 }

@@ -2,17 +2,19 @@
 //! sets up: a throwaway PostgreSQL 15 loaded with `db/` ([`TestDatabase`]), the
 //! built component running in the test host over one ([`spawn_app`]), a TCP
 //! proxy that injects faults between them ([`FaultProxy`]), and a test
-//! certificate authority for TLS ([`TestCa`]).
+//! certificate authority for TLS ([`TestCa`]); and the OpenAPI document, which
+//! every v2 response the tests get must follow.
 
 mod app;
+mod contract;
 mod database;
 mod proxy;
 mod tls;
 
 use std::path::{Path, PathBuf};
 
-pub use app::{TestApp, API_KEY};
 pub use app::{db_variables, host_builder, spawn_app, spawn_app_on, spawn_app_with, start_app};
+pub use app::{TestApp, V2Response, API_KEY};
 pub use database::{as_postgres_user, Data, TestDatabase, POSTGRES_BIN, SUPERUSER_PASSWORD};
 pub use proxy::{Fault, FaultProxy};
 pub use tls::TestCa;
