@@ -12,9 +12,7 @@ use crate::log;
 use crate::notice;
 use crate::render::json_line;
 use crate::v2::access::{self, Denied};
-use crate::v2::members::{
-    self, MemberReport, MembersPage, MembersQuery, MembersReport, MembersRequest,
-};
+use crate::v2::members::{MemberReport, MembersPage, MembersQuery, MembersReport, MembersRequest};
 use crate::v2::negotiate::Format;
 use crate::v2::params::{PeriodRequest, TODAY_SQL};
 use crate::v2::problem::Problem;
@@ -43,7 +41,7 @@ fn serve(route: &Route, req: &Request) -> Result<Response, Problem> {
     let representation = match route {
         Route::Usage => usage(&settings, req)?,
         Route::Members => members(&settings, req)?,
-        Route::Member(id) => member(&settings, id, req)?,
+        Route::Member(id) => member(&settings, *id, req)?,
         Route::OpenApi => openapi(req)?,
     };
     let preferences = Preferences {
@@ -111,11 +109,13 @@ fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, P
 
 /// One member's row and usage series: two queries on one connection. CSV is
 /// the series.
-fn member(settings: &ReportSettings, id: &str, req: &Request) -> Result<Representation, Problem> {
+fn member(
+    settings: &ReportSettings,
+    member_id: i32,
+    req: &Request,
+) -> Result<Representation, Problem> {
     let request = UsageRequest::parse(req.query(), settings.report_timezone)?;
     let format = Format::negotiate(request.format, header(req, "accept"))?;
-    let not_found = || Problem::not_found(format!("there is no member {id}"));
-    let member_id = members::member_id(id).ok_or_else(not_found)?;
     let db = db::settings().map_err(failed)?;
     let session = db::Session::open(&db, REPORT_TIMEOUT).map_err(failed)?;
     let usage = request.resolve(today(&session, &request.period)?)?;
@@ -127,7 +127,9 @@ fn member(settings: &ReportSettings, id: &str, req: &Request) -> Result<Represen
         .map_err(failed)?;
     let page = MembersPage::from_rows(&rows).map_err(failed)?;
     let Some(row) = page.members.into_iter().next() else {
-        return Err(not_found());
+        return Err(Problem::not_found(format!(
+            "there is no member {member_id}"
+        )));
     };
     let parameters = usage.sql_parameters(settings.db_timezone, Some(member_id));
     let rows = session.query(USAGE_SQL, &parameters).map_err(failed)?;

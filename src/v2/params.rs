@@ -122,8 +122,8 @@ pub struct Params {
 }
 
 impl Params {
-    /// Decode `query`. A name outside `accepted`, or given twice, is an error;
-    /// an empty value counts as not given.
+    /// Decode `query`. A name outside `accepted`, given twice, or given without
+    /// a value, is an error.
     pub fn parse(query: &str, accepted: &[&str]) -> Params {
         let mut values = BTreeMap::new();
         let mut errors = Vec::new();
@@ -141,7 +141,12 @@ impl Params {
                     &name,
                     "given more than once; give it once",
                 ));
-            } else if !value.is_empty() {
+            } else if value.is_empty() {
+                errors.push(ParameterError::new(
+                    &name,
+                    "given without a value: give one, or leave the parameter out",
+                ));
+            } else {
                 values.insert(name.into_owned(), value.into_owned());
             }
         }
@@ -372,6 +377,7 @@ mod tests {
         assert_eq!(bad_parameters("tz=UTC&tz=UTC&tz=UTC"), ["tz"]);
         assert_eq!(bad_parameters("from=2024-02-30"), ["from"]);
         assert_eq!(bad_parameters("tz=utc"), ["tz"]);
+        assert_eq!(bad_parameters("to=&tz"), ["to", "tz"]);
     }
 
     #[test]

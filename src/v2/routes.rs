@@ -2,6 +2,7 @@
 //! legacy routes, which follow Werkzeug's rules byte for byte, these follow the
 //! `matchit` router's: exact paths, one parameter segment, no redirects.
 
+use crate::v2::members::member_id;
 use crate::v2::problem::Problem;
 
 /// The methods of every v2 route.
@@ -12,8 +13,8 @@ pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 pub enum Route {
     Usage,
     Members,
-    /// One member, by the id segment as it came (percent-decoded).
-    Member(String),
+    /// One member, by its id.
+    Member(i32),
     /// The OpenAPI document: open to all, like the legacy reports.
     OpenApi,
 }
@@ -34,13 +35,19 @@ pub fn is_v2(path: &str) -> bool {
     path == "/api/v2" || path.starts_with("/api/v2/")
 }
 
-fn router() -> matchit::Router<fn(String) -> Route> {
+/// A route from its path's `id` segment, percent-decoded; `None` when the
+/// segment names nothing there can be.
+type MakeRoute = fn(&str) -> Option<Route>;
+
+fn router() -> matchit::Router<MakeRoute> {
     let mut router = matchit::Router::new();
-    let routes: [(&str, fn(String) -> Route); 4] = [
-        ("/api/v2/usage", |_| Route::Usage),
-        ("/api/v2/members", |_| Route::Members),
-        ("/api/v2/members/{id}", Route::Member),
-        ("/api/v2/openapi.json", |_| Route::OpenApi),
+    let routes: [(&str, MakeRoute); 4] = [
+        ("/api/v2/usage", |_| Some(Route::Usage)),
+        ("/api/v2/members", |_| Some(Route::Members)),
+        ("/api/v2/members/{id}", |id| {
+            member_id(id).map(Route::Member)
+        }),
+        ("/api/v2/openapi.json", |_| Some(Route::OpenApi)),
     ];
     for (path, route) in routes {
         router
@@ -59,11 +66,12 @@ pub fn dispatch(method: &str, path: &str) -> Dispatch {
         ));
     };
     let id = matched.params.get("id").unwrap_or_default();
-    let id = percent_encoding::percent_decode_str(id)
-        .decode_utf8_lossy()
-        .into_owned();
+    let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    let Some(route) = (matched.value)(&id) else {
+        return Dispatch::Refuse(Problem::not_found(format!("there is no member {id}")));
+    };
     match method {
-        "GET" | "HEAD" => Dispatch::Serve((matched.value)(id)),
+        "GET" | "HEAD" => Dispatch::Serve(route),
         "OPTIONS" => Dispatch::Options,
         _ => Dispatch::Refuse(Problem::method_not_allowed(ALLOWED_METHODS)),
     }
@@ -127,13 +135,22 @@ mod tests {
             );
             assert_eq!(
                 dispatch(method, "/api/v2/members/42"),
-                Dispatch::Serve(Route::Member("42".into()))
+                Dispatch::Serve(Route::Member(42))
             );
         }
         assert_eq!(
             dispatch("GET", "/api/v2/members/4%32"),
-            Dispatch::Serve(Route::Member("42".into()))
+            Dispatch::Serve(Route::Member(42))
         );
+        for id in ["0", "x", "2147483648"] {
+            for method in ["GET", "OPTIONS"] {
+                let Dispatch::Refuse(problem) = dispatch(method, &format!("/api/v2/members/{id}"))
+                else {
+                    panic!("{method} member {id} is served");
+                };
+                assert_eq!(problem.status, 404);
+            }
+        }
         assert_eq!(dispatch("OPTIONS", "/api/v2/members"), Dispatch::Options);
         assert_eq!(
             dispatch("GET", "/api/v2/openapi.json"),

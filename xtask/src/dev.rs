@@ -44,7 +44,8 @@ pub struct UpArgs {
 pub fn test(args: TestArgs) -> Result<()> {
     let root = project_root();
     ensure_wasm_target()?;
-    ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI, CURL])?;
+    ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI, CURL, PYTHON_VENV])?;
+    ensure_contract_tools(&root)?;
     build_component(&root)?;
     run(cargo_command()
         .current_dir(&root)
@@ -203,6 +204,20 @@ const CURL: DebianPackage = DebianPackage {
     name: "curl",
     present: || on_path("curl"),
 };
+/// Python's venv, for the contract tools from PyPI (`ensure_contract_tools`).
+const PYTHON_VENV: DebianPackage = DebianPackage {
+    name: "python3-venv",
+    present: || {
+        Command::new("python3")
+            .args(["-m", "venv", "--help"])
+            .output()
+            .is_ok_and(|output| output.status.success())
+            && Command::new("python3")
+                .args(["-c", "import ensurepip"])
+                .output()
+                .is_ok_and(|output| output.status.success())
+    },
+};
 /// The benchmark's HTTP load generator.
 pub const WRK: DebianPackage = DebianPackage {
     name: "wrk",
@@ -238,6 +253,29 @@ pub fn ensure_debian_packages(packages: &[DebianPackage]) -> Result<()> {
         run(Command::new("apt-get").args(["update", "-q"]))?;
         install()
     })
+}
+
+/// The pinned contract tools, and the virtualenv they go into.
+const CONTRACT_TOOLS: &str = "tests/contract-tools.txt";
+const CONTRACT_VENV: &str = "target/contract-venv";
+
+/// schemathesis and openapi-spec-validator from PyPI, in a virtualenv under
+/// `target/`; reinstalled only when `tests/contract-tools.txt` changes.
+fn ensure_contract_tools(root: &Path) -> Result<()> {
+    let wanted = fs::read_to_string(root.join(CONTRACT_TOOLS))
+        .with_context(|| format!("read {CONTRACT_TOOLS}"))?;
+    let venv = root.join(CONTRACT_VENV);
+    let stamp = venv.join("installed-from.txt");
+    if fs::read_to_string(&stamp).is_ok_and(|installed| installed == wanted) {
+        return Ok(());
+    }
+    println!("xtask: installing the contract tools of {CONTRACT_TOOLS} into {CONTRACT_VENV}");
+    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(root.join(CONTRACT_TOOLS)))?;
+    fs::write(&stamp, wanted)?;
+    Ok(())
 }
 
 /// Where `cargo xtask up` keeps its v2 key, beside its database.

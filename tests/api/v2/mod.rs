@@ -3,6 +3,7 @@
 //! zones (`data`).
 
 mod access;
+mod contract;
 mod data;
 mod errors;
 mod formats;
