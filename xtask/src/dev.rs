@@ -270,7 +270,9 @@ fn ensure_contract_tools(root: &Path) -> Result<()> {
         return Ok(());
     }
     println!("xtask: installing the contract tools of {CONTRACT_TOOLS} into {CONTRACT_VENV}");
-    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
+    run(Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
     run(Command::new(venv.join("bin/pip"))
         .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(root.join(CONTRACT_TOOLS)))?;

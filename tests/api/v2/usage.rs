@@ -85,6 +85,20 @@ async fn usage_equals_plain_sql_in_random_zones() {
             assert_eq!(status, 200, "{path}: {report}");
             assert_usage_matches(&app, &ask, &path, None, &report).await;
         }
+        // A range without any data: every bucket and total zero.
+        let empty = Ask {
+            from: "1999-12-25".into(),
+            to: "2000-02-01".into(),
+            tz: "Asia/Kathmandu".into(),
+            db_tz: db_tz.into(),
+            granularity: "week",
+            week_start: "sunday",
+        };
+        let path = usage_path(&empty);
+        let (status, report) = app.get_v2_json(&path).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["totals"]["tokens_issued"], 0);
+        assert_usage_matches(&app, &empty, &path, None, &report).await;
     }
 }
 

@@ -179,7 +179,12 @@ fn matches_template(template: &str, path: &str) -> bool {
             (None, None) => return true,
             (Some(expected), Some(segment)) => {
                 let parameter = expected.starts_with('{') && expected.ends_with('}');
-                if !(parameter && !segment.is_empty()) && expected != segment {
+                let matched = if parameter {
+                    !segment.is_empty()
+                } else {
+                    expected == segment
+                };
+                if !matched {
                     return false;
                 }
             }
