@@ -3,6 +3,7 @@
 //! zones (`data`).
 
 mod access;
+mod concurrency;
 mod contract;
 mod data;
 mod errors;
