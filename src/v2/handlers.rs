@@ -13,7 +13,7 @@ use crate::notice;
 use crate::render::json_line;
 use crate::v2::access::{self, Denied};
 use crate::v2::members::{MemberReport, MembersPage, MembersQuery, MembersReport, MembersRequest};
-use crate::v2::negotiate::Format;
+use crate::v2::negotiate::{Format, REPORT_FORMATS};
 use crate::v2::params::{PeriodRequest, TODAY_SQL};
 use crate::v2::problem::Problem;
 use crate::v2::representation::{Preferences, Representation};
@@ -34,28 +34,30 @@ pub fn handle(req: &Request) -> Response {
 }
 
 fn serve(route: &Route, req: &Request) -> Result<Response, Problem> {
-    let settings = report_settings()?;
-    if *route != Route::OpenApi {
+    // The document needs no settings: a misconfigured service still shows it.
+    let (representation, max_age) = if *route == Route::OpenApi {
+        (openapi(req)?, 0)
+    } else {
+        let settings = report_settings()?;
         authorize(&settings, req)?;
-    }
-    let representation = match route {
-        Route::Usage => usage(&settings, req)?,
-        Route::Members => members(&settings, req)?,
-        Route::Member(id) => member(&settings, *id, req)?,
-        Route::OpenApi => openapi(req)?,
+        let representation = match route {
+            Route::Usage => usage(&settings, req)?,
+            Route::Members => members(&settings, req)?,
+            Route::Member(id) => member(&settings, *id, req)?,
+            Route::OpenApi => unreachable!("served above"),
+        };
+        (representation, settings.cache_max_age)
     };
     let preferences = Preferences {
         if_none_match: req.header("if-none-match").map(|value| value.as_bytes()),
         accept_encoding: header(req, "accept-encoding"),
     };
-    representation
-        .respond(preferences, settings.cache_max_age)
-        .map_err(failed)
+    representation.respond(preferences, max_age).map_err(failed)
 }
 
 fn usage(settings: &ReportSettings, req: &Request) -> Result<Representation, Problem> {
     let request = UsageRequest::parse(req.query(), settings.report_timezone)?;
-    let format = Format::negotiate(request.format, header(req, "accept"))?;
+    let format = Format::negotiate(request.format, header(req, "accept"), REPORT_FORMATS)?;
     let db = db::settings().map_err(failed)?;
     let session = db::Session::open(&db, REPORT_TIMEOUT).map_err(failed)?;
     let query = request.resolve(today(&session, &request.period)?)?;
@@ -79,7 +81,7 @@ fn usage(settings: &ReportSettings, req: &Request) -> Result<Representation, Pro
 
 fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, Problem> {
     let request = MembersRequest::parse(req.query(), settings.report_timezone)?;
-    let format = Format::negotiate(request.format, header(req, "accept"))?;
+    let format = Format::negotiate(request.format, header(req, "accept"), REPORT_FORMATS)?;
     let db = db::settings().map_err(failed)?;
     let session = db::Session::open(&db, REPORT_TIMEOUT).map_err(failed)?;
     let query = request.resolve(today(&session, &request.period)?)?;
@@ -88,7 +90,7 @@ fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, P
     let rows = session
         .query(query.sort.sql(), &parameters)
         .map_err(failed)?;
-    let page = MembersPage::from_rows(&rows).map_err(failed)?;
+    let page = MembersPage::from_rows(rows).map_err(failed)?;
     let (body, filename) = match format {
         Format::Json => (
             json_line(&MembersReport::new(&query, &page)).map_err(failed)?,
@@ -115,7 +117,7 @@ fn member(
     req: &Request,
 ) -> Result<Representation, Problem> {
     let request = UsageRequest::parse(req.query(), settings.report_timezone)?;
-    let format = Format::negotiate(request.format, header(req, "accept"))?;
+    let format = Format::negotiate(request.format, header(req, "accept"), REPORT_FORMATS)?;
     let db = db::settings().map_err(failed)?;
     let session = db::Session::open(&db, REPORT_TIMEOUT).map_err(failed)?;
     let usage = request.resolve(today(&session, &request.period)?)?;
@@ -125,7 +127,7 @@ fn member(
     let rows = session
         .query(row_query.sort.sql(), &row_parameters)
         .map_err(failed)?;
-    let page = MembersPage::from_rows(&rows).map_err(failed)?;
+    let page = MembersPage::from_rows(rows).map_err(failed)?;
     let Some(row) = page.members.into_iter().next() else {
         return Err(Problem::not_found(format!(
             "there is no member {member_id}"
@@ -158,10 +160,7 @@ fn member(
 
 fn openapi(req: &Request) -> Result<Representation, Problem> {
     // Its one representation is JSON: an Accept without it is a 406.
-    Format::negotiate(None, header(req, "accept")).and_then(|format| match format {
-        Format::Json => Ok(()),
-        Format::Csv => Err(Problem::not_acceptable("application/json")),
-    })?;
+    Format::negotiate(None, header(req, "accept"), &[Format::Json])?;
     Ok(Representation {
         format: Format::Json,
         body: routes::OPENAPI.as_bytes().to_vec(),

@@ -5,8 +5,18 @@
 //! zone). Years past 9999 and before 1 AD take ISO 8601's sign (`+10000`,
 //! `-0001` for 2 BC); offsets with seconds, as local mean time had, show them.
 
+/// The `timestamp`s that every zone's conversion can take: PostgreSQL's whole
+/// range but its first and last two days, where a shift of a zone's offset
+/// would leave it ("timestamp out of range" would fail the whole statement).
+#[macro_export]
+macro_rules! convertible_sql {
+    () => {
+        "BETWEEN TIMESTAMP '4713-11-26 00:00:00 BC' AND TIMESTAMP '294276-12-30 00:00:00'"
+    };
+}
+
 /// SQL of a column's value in the report's zone, as text, or NULL when the value
-/// is NULL or infinite. `$db_tz` and `$tz` are the placeholders of the database's
+/// is NULL, infinite, or in PostgreSQL's first or last two days. `$db_tz` and `$tz` are the placeholders of the database's
 /// and the report's zone in the statement that uses it.
 #[macro_export]
 macro_rules! local_time_sql {
@@ -23,9 +33,13 @@ macro_rules! local_time_sql {
                extract(year FROM l)::int4 + CASE WHEN extract(year FROM l) < 0 THEN 1 ELSE 0 END
                  AS y,
                extract(epoch FROM l - (i AT TIME ZONE 'UTC'))::int4 AS o
-        FROM (SELECT ",
+        FROM (SELECT CASE WHEN ",
             $column,
-            " AT TIME ZONE ",
+            " ",
+            $crate::convertible_sql!(),
+            " THEN ",
+            $column,
+            " END AT TIME ZONE ",
             $db_tz,
             "::text AS i) AS instant,
              LATERAL (SELECT i AT TIME ZONE ",

@@ -12,12 +12,12 @@ use serde::Serialize;
 use spin_sdk::pg4::{DbValue, ParameterValue, RowSet};
 
 use crate::errors::AppError;
-use crate::local_time_sql;
 use crate::v2::negotiate::Format;
 use crate::v2::params::{Params, PeriodRequest, ReportPeriod};
 use crate::v2::period::epoch_days;
 use crate::v2::problem::Problem;
 use crate::v2::usage::UsageReport;
+use crate::{convertible_sql, local_time_sql};
 
 /// The query parameters of the member list.
 pub const PARAMETERS: &[&str] = &[
@@ -112,7 +112,9 @@ activity AS (
 ),
 listed AS (
   SELECT COALESCE(a.user_id, u.id) AS member_id, u.first_name, u.last_name, u.joined_at,
-         CASE WHEN isfinite(u.joined_at) THEN u.joined_at AT TIME ZONE $4::text END
+         CASE WHEN u.joined_at ",
+            convertible_sql!(),
+            " THEN u.joined_at AT TIME ZONE $4::text END
            AS joined_instant,
          COALESCE(a.visits, 0) AS visits, COALESCE(a.tokens_issued, 0) AS tokens_issued,
          a.last_visit
@@ -289,11 +291,13 @@ pub struct MembersPage {
 }
 
 impl MembersPage {
-    pub fn from_rows(rows: &RowSet) -> Result<MembersPage, AppError> {
+    /// The page from the statement's rows, whose texts it takes over: a CSV of
+    /// every member holds each name once, not twice.
+    pub fn from_rows(rows: RowSet) -> Result<MembersPage, AppError> {
         let mut total = 0;
-        let mut members = Vec::new();
-        for row in &rows.rows {
-            total = int64(row, 0)?;
+        let mut members = Vec::with_capacity(rows.rows.len());
+        for mut row in rows.rows {
+            total = int64(&row, 0)?;
             if matches!(row.get(1), Some(DbValue::DbNull)) {
                 continue;
             }
@@ -302,12 +306,12 @@ impl MembersPage {
                     Some(DbValue::Int32(id)) => *id,
                     other => return Err(unexpected(1, other)),
                 },
-                first_name: text(row, 2)?,
-                last_name: text(row, 3)?,
-                joined_at: text(row, 4)?,
-                visits: int64(row, 5)?,
-                tokens_issued: int64(row, 6)?,
-                last_visit: text(row, 7)?,
+                first_name: text(&mut row, 2)?,
+                last_name: text(&mut row, 3)?,
+                joined_at: text(&mut row, 4)?,
+                visits: int64(&row, 5)?,
+                tokens_issued: int64(&row, 6)?,
+                last_visit: text(&mut row, 7)?,
             });
         }
         Ok(MembersPage { total, members })
@@ -380,7 +384,9 @@ impl MembersQuery {
             links.push(link(self.offset + limit, "next"));
         }
         if self.offset > 0 {
-            links.push(link((self.offset - limit).max(0), "prev"));
+            // Past the end, the previous page is the last one.
+            let last_page = (total - 1).max(0) / limit * limit;
+            links.push(link((self.offset - limit).max(0).min(last_page), "prev"));
         }
         (!links.is_empty()).then(|| links.join(", "))
     }
@@ -403,11 +409,11 @@ fn int64(row: &[DbValue], index: usize) -> Result<i64, AppError> {
     }
 }
 
-fn text(row: &[DbValue], index: usize) -> Result<Option<String>, AppError> {
-    match row.get(index) {
-        Some(DbValue::Str(value)) => Ok(Some(value.clone())),
+fn text(row: &mut [DbValue], index: usize) -> Result<Option<String>, AppError> {
+    match row.get_mut(index) {
+        Some(DbValue::Str(value)) => Ok(Some(std::mem::take(value))),
         Some(DbValue::DbNull) => Ok(None),
-        other => Err(unexpected(index, other)),
+        other => Err(unexpected(index, other.map(|value| &*value))),
     }
 }
 
@@ -478,7 +484,7 @@ mod tests {
             past_the_end
                 .page_links("/m", "limit=10&offset=95", Some(10), 10)
                 .unwrap(),
-            "</m?limit=10&offset=85>; rel=\"prev\""
+            "</m?limit=10&offset=0>; rel=\"prev\""
         );
     }
 
@@ -506,7 +512,7 @@ mod tests {
             ]],
         };
         assert_eq!(
-            MembersPage::from_rows(&rows).unwrap(),
+            MembersPage::from_rows(rows).unwrap(),
             MembersPage {
                 total: 12,
                 members: Vec::new()

@@ -7,7 +7,8 @@
 //! `local_time` shows timestamps in the report's zone), and out through
 //! `negotiate` (JSON or CSV, and the coding) and `representation` (ETag, 304,
 //! caching, compression) as JSON or `table` (CSV), or as a `problem`.
-//! `settings` reads the v2 variables. The Spin glue is `handlers`.
+//! `settings` reads the v2 variables; `zones` the zone names the database reads
+//! as zones. The Spin glue is `handlers`.
 
 pub mod access;
 pub mod local_time;
@@ -21,6 +22,7 @@ pub mod routes;
 pub mod settings;
 pub mod table;
 pub mod usage;
+pub mod zones;
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod handlers;

@@ -43,26 +43,74 @@ impl Format {
         }
     }
 
-    /// The format of a request: its `format` parameter, else its `Accept`
-    /// (JSON when it has none), else a 406.
-    pub fn negotiate(parameter: Option<Format>, accept: Option<&str>) -> Result<Format, Problem> {
+    /// The format of a request among `available` (in the server's order of
+    /// preference): its `format` parameter, else its `Accept` (the first
+    /// available when it has none, or one that cannot be read, which RFC 9110
+    /// §12.5.1 lets a server disregard), else a 406.
+    pub fn negotiate(
+        parameter: Option<Format>,
+        accept: Option<&str>,
+        available: &[Format],
+    ) -> Result<Format, Problem> {
         if let Some(format) = parameter {
             return Ok(format);
         }
-        let Some(accept) = accept.filter(|value| !value.trim().is_empty()) else {
-            return Ok(Format::Json);
+        let first = available.first().copied().unwrap_or(Format::Json);
+        let Some(accept) = accept
+            .filter(|value| !value.trim().is_empty())
+            .and_then(|value| Accept::from_str(value).ok())
+        else {
+            return Ok(first);
         };
-        let json = MediaType::parse("application/json").expect("a media type");
-        let csv = MediaType::parse("text/csv").expect("a media type");
-        let refused = || Problem::not_acceptable("application/json or text/csv");
-        let accept = Accept::from_str(accept).map_err(|_| refused())?;
-        match accept.negotiate([&json, &csv]) {
-            Some(chosen) if *chosen == csv => Ok(Format::Csv),
-            Some(_) => Ok(Format::Json),
-            None => Err(refused()),
+        // The bare types first; then, for a client that names them only with
+        // the parameters this service sends (`text/csv; charset=utf-8`), those.
+        let offer = |forms: std::ops::Range<usize>| -> Option<Format> {
+            let offers: Vec<(MediaType, Format)> = available
+                .iter()
+                .flat_map(|format| {
+                    let texts = format.media_types();
+                    forms.clone().map(move |form| {
+                        (
+                            MediaType::parse(texts[form]).expect("a media type"),
+                            *format,
+                        )
+                    })
+                })
+                .collect();
+            let chosen = accept.negotiate(offers.iter().map(|(media_type, _)| media_type))?;
+            offers
+                .iter()
+                .find(|(media_type, _)| media_type == chosen)
+                .map(|(_, format)| *format)
+        };
+        let names: Vec<&str> = available
+            .iter()
+            .map(|format| format.media_types()[0])
+            .collect();
+        offer(0..1)
+            .or_else(|| offer(1..3))
+            .ok_or_else(|| Problem::not_acceptable(&names.join(" or ")))
+    }
+
+    /// The media type, then the forms with the parameters that this service sends.
+    fn media_types(self) -> [&'static str; 3] {
+        match self {
+            Format::Json => [
+                "application/json",
+                "application/json; charset=utf-8",
+                "application/json; charset=UTF-8",
+            ],
+            Format::Csv => [
+                "text/csv",
+                "text/csv; charset=utf-8",
+                "text/csv; charset=utf-8; header=present",
+            ],
         }
     }
 }
+
+/// What the reports are available as: JSON first.
+pub const REPORT_FORMATS: &[Format] = &[Format::Json, Format::Csv];
 
 /// A content coding of a response body. No brotli: its encoder's tables
 /// would raise every instance's initial memory past 1 MiB (the API tests'
@@ -115,10 +163,13 @@ mod tests {
     #[test]
     fn the_format_parameter_wins_over_accept() {
         assert_eq!(
-            Format::negotiate(Some(Format::Csv), Some("application/json")),
+            Format::negotiate(Some(Format::Csv), Some("application/json"), REPORT_FORMATS),
             Ok(Format::Csv)
         );
-        assert_eq!(Format::negotiate(None, None), Ok(Format::Json));
+        assert_eq!(
+            Format::negotiate(None, None, REPORT_FORMATS),
+            Ok(Format::Json)
+        );
     }
 
     #[test]
@@ -132,10 +183,18 @@ mod tests {
             ("text/csv;q=0.9, application/json;q=0.5", Format::Csv),
             ("application/json;q=0, */*", Format::Csv),
             ("text/html, text/csv;q=0.1", Format::Csv),
+            ("text/csv; charset=utf-8", Format::Csv),
+            ("text/csv; charset=utf-8; header=present", Format::Csv),
+            ("application/json; charset=utf-8", Format::Json),
+            // Java's default, which the parser cannot read: disregarded.
+            (
+                "text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2",
+                Format::Json,
+            ),
         ];
         for (accept, format) in cases {
             assert_eq!(
-                Format::negotiate(None, Some(accept)),
+                Format::negotiate(None, Some(accept), REPORT_FORMATS),
                 Ok(format),
                 "{accept}"
             );
@@ -145,9 +204,17 @@ mod tests {
             "application/xml, image/*",
             "text/csv;q=0, application/json;q=0",
         ] {
-            let problem = Format::negotiate(None, Some(refused)).unwrap_err();
+            let problem = Format::negotiate(None, Some(refused), REPORT_FORMATS).unwrap_err();
             assert_eq!(problem.status, 406, "{refused}");
         }
+        // The OpenAPI document is JSON only: a client that takes JSON at all gets it.
+        let json_only = &[Format::Json];
+        assert_eq!(
+            Format::negotiate(None, Some("text/csv, application/json;q=0.5"), json_only),
+            Ok(Format::Json)
+        );
+        let refused = Format::negotiate(None, Some("text/csv"), json_only).unwrap_err();
+        assert_eq!(refused.status, 406);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::v2::period::{
     from_epoch_days, DateRange, Granularity, WeekStart, EARLIEST, LATEST, MAX_BUCKETS,
 };
 use crate::v2::problem::{ParameterError, Problem};
+use crate::v2::zones::{self, ZoneError};
 
 /// Longest piece of a client's value that an error quotes back.
 const QUOTE_LIMIT: usize = 64;
@@ -80,6 +81,12 @@ impl PeriodRequest {
             },
             (Some(from), Some(to)) => DateRange { from, to },
         };
+        if range.from < EARLIEST {
+            return Err(Problem::invalid_parameters(vec![ParameterError::new(
+                "to",
+                format!("the 30 days before to start before {EARLIEST}: give from too"),
+            )]));
+        }
         if range.from >= range.to {
             return Err(Problem::invalid_parameters(vec![ParameterError::new(
                 "to",
@@ -167,14 +174,26 @@ impl Params {
     pub fn period(&mut self, default_tz: Tz) -> Option<PeriodRequest> {
         let tz = match self.take("tz") {
             None => Some(default_tz),
-            Some(name) => match name.parse::<Tz>() {
+            Some(name) => match zones::zone(&name) {
                 Ok(tz) => Some(tz),
-                Err(_) => {
+                Err(ZoneError::Unknown) => {
                     self.fail(
                         "tz",
                         format!(
                             "unknown time zone \"{}\": give an IANA time zone name such as \
                              UTC, Europe/Berlin or Asia/Kolkata (names are case-sensitive)",
+                            quote(&name)
+                        ),
+                    );
+                    None
+                }
+                Err(ZoneError::Abbreviation(region)) => {
+                    self.fail(
+                        "tz",
+                        format!(
+                            "\"{}\" is also an abbreviation of a fixed UTC offset, which the \
+                             database would read instead of the zone: give a region name \
+                             such as {region}",
                             quote(&name)
                         ),
                     );
@@ -377,6 +396,7 @@ mod tests {
         assert_eq!(bad_parameters("tz=UTC&tz=UTC&tz=UTC"), ["tz"]);
         assert_eq!(bad_parameters("from=2024-02-30"), ["from"]);
         assert_eq!(bad_parameters("tz=utc"), ["tz"]);
+        assert_eq!(bad_parameters("tz=CET"), ["tz"]);
         assert_eq!(bad_parameters("to=&tz"), ["to", "tz"]);
     }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use chrono_tz::Tz;
 
 use crate::v2::access::ApiKeys;
+use crate::v2::zones;
 
 /// A v2 setting's Spin variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,9 @@ impl fmt::Display for SettingError {
         match self {
             SettingError::UnknownTimezone(setting) => write!(
                 f,
-                "variable {} must be an IANA time zone name such as UTC or Europe/Berlin",
+                "variable {} must be an IANA time zone name such as UTC or Europe/Berlin \
+                 (a region: CET, EET, MET, WET, EST, MST and HST are fixed offsets to the \
+                 database)",
                 setting.variable()
             ),
             SettingError::InvalidMaxAge => write!(
@@ -98,10 +101,9 @@ impl ReportSettings {
         let zone = |setting: Setting| -> Result<Tz, SettingError> {
             match read(setting)? {
                 None => Ok(Tz::UTC),
-                Some(name) => name
-                    .trim()
-                    .parse()
-                    .map_err(|_| SettingError::UnknownTimezone(setting)),
+                Some(name) => {
+                    zones::zone(name.trim()).map_err(|_| SettingError::UnknownTimezone(setting))
+                }
             }
         };
         let api_keys = match read(Setting::ApiKeys)? {
@@ -160,7 +162,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.db_timezone, Tz::America__New_York);
         assert_eq!(settings.report_timezone, Tz::Asia__Kathmandu);
-        for bad in ["IST", "+05:30", "Mars/Olympus"] {
+        for bad in ["IST", "+05:30", "Mars/Olympus", "CET"] {
             assert_eq!(
                 load(&[("report_timezone", bad)]).unwrap_err(),
                 SettingError::UnknownTimezone(Setting::ReportTimezone),

@@ -1,7 +1,8 @@
 //! The v2 reports as CSV (RFC 4180): a header row, CRLF line ends, fields quoted
 //! where they must be. A text that a spreadsheet would run as a formula (it
 //! starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
-//! `'`, as OWASP's advice on CSV injection says; numbers stay numbers.
+//! `'`, as OWASP's advice on CSV injection says. Only the names are texts:
+//! numbers stay numbers, and dates stay dates (a BC year starts with `-`).
 
 use std::borrow::Cow;
 
@@ -37,8 +38,8 @@ pub fn usage_csv(report: &UsageReport) -> Result<Vec<u8>, AppError> {
         write(
             &mut table,
             [
-                text(&bucket.start),
-                text(&bucket.end),
+                Cow::Borrowed(&bucket.start),
+                Cow::Borrowed(&bucket.end),
                 Cow::Owned(counts.visits.to_string()),
                 Cow::Owned(counts.tokens_issued.to_string()),
                 Cow::Owned(counts.active_members.to_string()),
@@ -60,10 +61,10 @@ pub fn members_csv(members: &[MemberRow]) -> Result<Vec<u8>, AppError> {
                 Cow::Owned(member.member_id.to_string()),
                 optional(&member.first_name),
                 optional(&member.last_name),
-                optional(&member.joined_at),
+                Cow::Borrowed(member.joined_at.as_deref().unwrap_or("")),
                 Cow::Owned(member.visits.to_string()),
                 Cow::Owned(member.tokens_issued.to_string()),
-                optional(&member.last_visit),
+                Cow::Borrowed(member.last_visit.as_deref().unwrap_or("")),
             ],
         )?;
     }
@@ -95,7 +96,7 @@ fn failed(err: csv::Error) -> AppError {
     AppError::Data(format!("CSV: {err}"))
 }
 
-/// An optional text field: empty when missing.
+/// An optional name: empty when missing.
 fn optional(value: &Option<String>) -> Cow<'_, str> {
     value.as_deref().map_or(Cow::Borrowed(""), text)
 }

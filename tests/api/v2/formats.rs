@@ -29,6 +29,7 @@ async fn csv_by_accept_or_format_holds_the_json_figures() {
         (USAGE.to_string(), "text/csv"),
         (format!("{USAGE}&format=csv"), "application/json"),
         (USAGE.to_string(), "application/json;q=0.5, text/csv;q=0.9"),
+        (USAGE.to_string(), "text/csv; charset=utf-8"),
     ] {
         let (status, headers, body) = get(&app, &path, &[("accept", accept)]).await;
         assert_eq!(status, 200, "{path} {accept}");
@@ -62,6 +63,14 @@ async fn csv_by_accept_or_format_holds_the_json_figures() {
             assert_eq!(*line, expected);
         }
     }
+    // The document is JSON only, for any client that takes JSON.
+    let (status, _, _) = get(
+        &app,
+        "/api/v2/openapi.json",
+        &[("accept", "text/csv, application/json;q=0.5")],
+    )
+    .await;
+    assert_eq!(status, 200);
     let (status, headers, body) = get(&app, USAGE, &[("accept", "text/html")]).await;
     assert_eq!(status, 406);
     assert_eq!(

@@ -174,6 +174,23 @@ async fn far_times_show_with_a_sign_and_infinite_ones_as_null() {
     let members = page["members"].as_array().unwrap();
     let minus_infinity = members.iter().find(|m| m["member_id"] == 1002).unwrap();
     assert_eq!(minus_infinity["joined_at"], Value::Null);
+    // PostgreSQL's last day, which no zone's conversion can take: null, not a 500.
+    app.db
+        .execute("INSERT INTO users (id, first_name, last_name, joined_at) VALUES (1003, 'Last', 'Day', '294276-12-31 20:00')")
+        .await;
+    let (status, page) = app
+        .get_v2_json(
+            "/api/v2/members?include_inactive=true&sort=member_id&tz=Asia/Kolkata&limit=1000",
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let last_day = page["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["member_id"] == 1003)
+        .unwrap();
+    assert_eq!(last_day["joined_at"], Value::Null);
     let (_, page) = app
         .get_v2_json("/api/v2/members?from=-4711-01-01&to=-4710-01-01&tz=Asia/Kolkata")
         .await;
