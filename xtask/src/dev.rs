@@ -204,18 +204,17 @@ const CURL: DebianPackage = DebianPackage {
     name: "curl",
     present: || on_path("curl"),
 };
-/// Python's venv, for the contract tools from PyPI (`ensure_contract_tools`).
+/// Python's venv with pip, for the contract tools from PyPI
+/// (`ensure_contract_tools`). Debian's python3 has the `venv` module without
+/// the pip wheel that a new venv installs, which `python3-venv` brings: asking
+/// ensurepip for that wheel's version tells them apart.
 const PYTHON_VENV: DebianPackage = DebianPackage {
     name: "python3-venv",
     present: || {
         Command::new("python3")
-            .args(["-m", "venv", "--help"])
+            .args(["-c", "import ensurepip, venv; ensurepip.version()"])
             .output()
             .is_ok_and(|output| output.status.success())
-            && Command::new("python3")
-                .args(["-c", "import ensurepip"])
-                .output()
-                .is_ok_and(|output| output.status.success())
     },
 };
 /// The benchmark's HTTP load generator.
