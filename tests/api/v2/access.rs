@@ -2,8 +2,8 @@
 
 use reqwest::Method;
 use test_support::{
-    db_variables, spawn_app, spawn_app_on, Data, TestDatabase, V2Response, API_KEY,
-    SUPERUSER_PASSWORD,
+    db_variables, spawn_app, spawn_app_on, spawn_app_setting, Data, TestDatabase, V2Response,
+    API_KEY, SUPERUSER_PASSWORD,
 };
 
 fn problem(response: V2Response) -> (u16, Option<String>, serde_json::Value) {
@@ -64,12 +64,8 @@ async fn v2_needs_a_configured_bearer_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn any_key_of_the_list_is_let_in() {
     let db = TestDatabase::new(Data::Seed).await;
-    let mut variables = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
-    variables.push((
-        "SPIN_VARIABLE_API_KEYS".into(),
-        "old-key-1, new-key-2".into(),
-    ));
-    let app = spawn_app_on(db, &variables).await;
+    let keys = [("SPIN_VARIABLE_API_KEYS", "old-key-1, new-key-2")];
+    let app = spawn_app_setting(db, &keys).await;
     for key in ["old-key-1", "new-key-2"] {
         let response = app
             .send_v2(Method::GET, "/api/v2/members", Some(key), &[])

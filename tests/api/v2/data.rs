@@ -11,9 +11,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use test_support::{
-    db_variables, spawn_app_on, Data, TestApp, TestDatabase, API_KEY, SUPERUSER_PASSWORD,
-};
+use test_support::{spawn_app_setting, Data, TestApp, TestDatabase};
 
 /// Zones with :30 and :45 offsets, half-hour and one-hour daylight saving in
 /// both hemispheres, a skipped day (Pacific/Apia, 2011-12-30) and midnight
@@ -51,10 +49,7 @@ pub const MEMBERS: i32 = 40;
 pub async fn spawn_app_with_random_data(seed: u64, db_timezone: &str) -> TestApp {
     let db = TestDatabase::new(Data::Schema).await;
     load_random_data(&db, seed, db_timezone).await;
-    let mut variables = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
-    variables.push(("SPIN_VARIABLE_API_KEYS".into(), API_KEY.into()));
-    variables.push(("SPIN_VARIABLE_DB_TIMEZONE".into(), db_timezone.into()));
-    spawn_app_on(db, &variables).await
+    spawn_app_setting(db, &[("SPIN_VARIABLE_DB_TIMEZONE", db_timezone)]).await
 }
 
 async fn load_random_data(db: &TestDatabase, seed: u64, db_timezone: &str) {

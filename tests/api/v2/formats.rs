@@ -5,9 +5,7 @@ use std::io::Read;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use test_support::{
-    db_variables, spawn_app, spawn_app_on, Data, TestApp, TestDatabase, API_KEY, SUPERUSER_PASSWORD,
-};
+use test_support::{spawn_app, spawn_app_setting, Data, TestApp, TestDatabase, API_KEY};
 
 const USAGE: &str = "/api/v2/usage?from=2023-01-30&to=2023-02-20&granularity=week&tz=Asia/Kolkata";
 
@@ -184,10 +182,7 @@ async fn large_answers_are_gzipped_when_asked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn max_age_comes_from_its_variable_and_head_has_no_body() {
     let db = TestDatabase::new(Data::Seed).await;
-    let mut variables = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
-    variables.push(("SPIN_VARIABLE_API_KEYS".into(), API_KEY.into()));
-    variables.push(("SPIN_VARIABLE_CACHE_MAX_AGE".into(), "120".into()));
-    let app = spawn_app_on(db, &variables).await;
+    let app = spawn_app_setting(db, &[("SPIN_VARIABLE_CACHE_MAX_AGE", "120")]).await;
     let (_, headers, body) = get(&app, USAGE, &[]).await;
     assert_eq!(
         header(&headers, "cache-control"),

@@ -24,10 +24,21 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(data: Data) -> TestApp {
-    let db = TestDatabase::new(data).await;
-    let mut variables = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
-    variables.push(("SPIN_VARIABLE_API_KEYS".into(), API_KEY.into()));
-    spawn_app_on(db, &variables).await
+    spawn_app_setting(TestDatabase::new(data).await, &[]).await
+}
+
+/// The component over `db`, configured as [`spawn_app`] configures it, with
+/// these `SPIN_VARIABLE_*` values set over (or besides) that configuration.
+pub async fn spawn_app_setting(db: TestDatabase, variables: &[(&str, &str)]) -> TestApp {
+    let mut environment = db_variables(&db, "postgres", SUPERUSER_PASSWORD);
+    environment.push(("SPIN_VARIABLE_API_KEYS".into(), API_KEY.into()));
+    environment.retain(|(name, _)| variables.iter().all(|(set, _)| set != name));
+    environment.extend(
+        variables
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
+    spawn_app_on(db, &environment).await
 }
 
 /// The `SPIN_VARIABLE_*` environment that points the component at `db`.

@@ -13,7 +13,10 @@ mod tls;
 
 use std::path::{Path, PathBuf};
 
-pub use app::{db_variables, host_builder, spawn_app, spawn_app_on, spawn_app_with, start_app};
+pub use app::{
+    db_variables, host_builder, spawn_app, spawn_app_on, spawn_app_setting, spawn_app_with,
+    start_app,
+};
 pub use app::{TestApp, V2Response, API_KEY};
 pub use database::{as_postgres_user, Data, TestDatabase, POSTGRES_BIN, SUPERUSER_PASSWORD};
 pub use proxy::{Fault, FaultProxy};
