@@ -17,7 +17,7 @@ use crate::v2::negotiate::{Format, REPORT_FORMATS};
 use crate::v2::params::{PeriodRequest, TODAY_SQL};
 use crate::v2::problem::Problem;
 use crate::v2::representation::{Preferences, Representation};
-use crate::v2::routes::{self, Dispatch, Route, ALLOWED_METHODS};
+use crate::v2::routes::{self, Dispatch, Report, Route, ALLOWED_METHODS};
 use crate::v2::settings::ReportSettings;
 use crate::v2::table;
 use crate::v2::usage::{UsageReport, UsageRequest, USAGE_SQL};
@@ -34,19 +34,19 @@ pub fn handle(req: &Request) -> Response {
 }
 
 fn serve(route: &Route, req: &Request) -> Result<Response, Problem> {
-    // The document needs no settings: a misconfigured service still shows it.
-    let (representation, max_age) = if *route == Route::OpenApi {
-        (openapi(req)?, 0)
-    } else {
-        let settings = report_settings()?;
-        authorize(&settings, req)?;
-        let representation = match route {
-            Route::Usage => usage(&settings, req)?,
-            Route::Members => members(&settings, req)?,
-            Route::Member(id) => member(&settings, *id, req)?,
-            Route::OpenApi => unreachable!("served above"),
-        };
-        (representation, settings.cache_max_age)
+    let (representation, max_age) = match route {
+        // The document needs no settings: a misconfigured service still shows it.
+        Route::OpenApi => (openapi(req)?, 0),
+        Route::Report(report) => {
+            let settings = report_settings()?;
+            authorize(&settings, req)?;
+            let representation = match report {
+                Report::Usage => usage(&settings, req)?,
+                Report::Members => members(&settings, req)?,
+                Report::Member(id) => member(&settings, *id, req)?,
+            };
+            (representation, settings.cache_max_age)
+        }
     };
     let preferences = Preferences {
         if_none_match: req.header("if-none-match").map(|value| value.as_bytes()),

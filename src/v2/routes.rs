@@ -11,12 +11,19 @@ pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 /// A v2 resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// A report: it takes an API key and reads the database.
+    Report(Report),
+    /// The OpenAPI document: open to all, like the legacy reports.
+    OpenApi,
+}
+
+/// A v2 report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
     Usage,
     Members,
     /// One member, by its id.
     Member(i32),
-    /// The OpenAPI document: open to all, like the legacy reports.
-    OpenApi,
 }
 
 /// What to do with a v2 request.
@@ -42,10 +49,10 @@ type MakeRoute = fn(&str) -> Option<Route>;
 fn router() -> matchit::Router<MakeRoute> {
     let mut router = matchit::Router::new();
     let routes: [(&str, MakeRoute); 4] = [
-        ("/api/v2/usage", |_| Some(Route::Usage)),
-        ("/api/v2/members", |_| Some(Route::Members)),
+        ("/api/v2/usage", |_| Some(Route::Report(Report::Usage))),
+        ("/api/v2/members", |_| Some(Route::Report(Report::Members))),
         ("/api/v2/members/{id}", |id| {
-            member_id(id).map(Route::Member)
+            member_id(id).map(|id| Route::Report(Report::Member(id)))
         }),
         ("/api/v2/openapi.json", |_| Some(Route::OpenApi)),
     ];
@@ -131,16 +138,16 @@ mod tests {
         for method in ["GET", "HEAD"] {
             assert_eq!(
                 dispatch(method, "/api/v2/usage"),
-                Dispatch::Serve(Route::Usage)
+                Dispatch::Serve(Route::Report(Report::Usage))
             );
             assert_eq!(
                 dispatch(method, "/api/v2/members/42"),
-                Dispatch::Serve(Route::Member(42))
+                Dispatch::Serve(Route::Report(Report::Member(42)))
             );
         }
         assert_eq!(
             dispatch("GET", "/api/v2/members/4%32"),
-            Dispatch::Serve(Route::Member(42))
+            Dispatch::Serve(Route::Report(Report::Member(42)))
         );
         for id in ["0", "x", "2147483648"] {
             for method in ["GET", "OPTIONS"] {
