@@ -22,7 +22,7 @@ const METHOD_NOT_ALLOWED_PAGE: &str = "<!doctype html>\n<html lang=en>\n\
 
 /// A response with an explicit `Content-Length`: Spin does not add one, and HEAD
 /// clients rely on it.
-fn response(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+pub fn response(status: u16, content_type: &str, body: Vec<u8>) -> Response {
     Response::builder()
         .status(status)
         .header("content-type", content_type)

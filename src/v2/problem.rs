@@ -6,6 +6,7 @@ use serde::Serialize;
 use spin_sdk::http::Response;
 
 use crate::errors::AppError;
+use crate::render::{json_line, response};
 use crate::v2::access::Denied;
 use crate::v2::settings::SettingError;
 
@@ -122,18 +123,13 @@ impl Problem {
     }
 
     pub fn into_response(self) -> Response {
-        let mut body = serde_json::to_vec(&self).expect("a problem serializes");
-        body.push(b'\n');
-        let mut builder = Response::builder();
-        builder
-            .status(self.status)
-            .header("content-type", PROBLEM_JSON)
-            .header("content-length", body.len().to_string())
-            .header("cache-control", "no-store");
-        for (name, value) in &self.headers {
-            builder.header(*name, value.as_str());
+        let body = json_line(&self).expect("a problem serializes");
+        let mut response = response(self.status, PROBLEM_JSON, body);
+        response.set_header("cache-control", "no-store");
+        for (name, value) in self.headers {
+            response.set_header(name, value);
         }
-        builder.body(body).build()
+        response
     }
 }
 
