@@ -2,7 +2,7 @@
 //!
 //! Each report has two queries with the same result: one over the rollups that
 //! `db/migrations/001_report_rollups.up.sql` keeps up to date (a few thousand rows
-//! at any table size), and the Flask app's query over `tokens` (a scan that grows
+//! at any table size, plus the tokens of open time: the last hour or two), and the Flask app's query over `tokens` (a scan that grows
 //! with the table), for databases where the migration was not applied.
 //!
 //! The SQL yields typed values that Spin can decode on any data: PostgreSQL's
@@ -78,12 +78,25 @@ FROM (SELECT t.user_id,
     };
 }
 
+// Open time is `created_at >= closed_before AND created_at <= 'infinity'`: the
+// second half is always true, but it makes the pair a range to the planner,
+// which then estimates a few rows (its default for a range with an unknown
+// bound) instead of a third of `tokens` (its default for one unknown bound),
+// and so reads them by `analytics_tokens_created_at`, without JIT compilation.
+
 /// Used tokens per calendar day of `created_at`. The rollups keep a day's count
-/// in stripes and keep days whose count fell to zero.
+/// of closed time in stripes, and keep days whose count fell to zero; open time
+/// (after `closed_before`) is counted from `tokens`.
 pub const DAILY_USAGE: ReportSql = ReportSql {
     rollups: daily_usage_over!(
-        "SELECT day, SUM(visits)::int8 AS visits FROM analytics.daily_used_tokens \
-         GROUP BY day HAVING SUM(visits) <> 0"
+        "SELECT day, SUM(visits)::int8 AS visits
+       FROM (SELECT day, visits FROM analytics.daily_used_tokens
+             UNION ALL
+             SELECT created_at::date, COUNT(*) FROM tokens
+             WHERE created_at >= (SELECT closed_before FROM analytics.rollup_boundary)
+               AND created_at <= TIMESTAMP 'infinity' AND used_at IS NOT NULL
+             GROUP BY 1) AS closed_and_open
+       GROUP BY day HAVING SUM(visits) <> 0"
     ),
     tokens: daily_usage_over!(
         "SELECT created_at::date AS day, COUNT(*) AS visits FROM tokens \
@@ -92,10 +105,17 @@ pub const DAILY_USAGE: ReportSql = ReportSql {
 };
 
 /// Tokens per `tokens.user_id`, with the user's `joined_at` when the user row
-/// exists. The rollups keep users whose count fell to zero.
+/// exists. The rollups keep the counts of closed time, and users whose count
+/// fell to zero; open time (after `closed_before`) is counted from `tokens`.
 pub const USER_VISITS: ReportSql = ReportSql {
     rollups: user_visits_over!(
-        "SELECT user_id, visits FROM analytics.user_tokens WHERE visits <> 0"
+        "SELECT user_id, COALESCE(closed.visits, 0) + COALESCE(open.visits, 0) AS visits
+       FROM analytics.user_tokens AS closed
+       FULL JOIN (SELECT user_id, COUNT(*) AS visits FROM tokens
+                  WHERE created_at >= (SELECT closed_before FROM analytics.rollup_boundary)
+                    AND created_at <= TIMESTAMP 'infinity'
+                  GROUP BY user_id) AS open USING (user_id)
+       WHERE COALESCE(closed.visits, 0) + COALESCE(open.visits, 0) <> 0"
     ),
     tokens: user_visits_over!("SELECT user_id, COUNT(*) AS visits FROM tokens GROUP BY user_id"),
 };

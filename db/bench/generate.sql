@@ -1,5 +1,6 @@
 -- Benchmark data: :users users and :tokens tokens, the same on every run
--- (setseed, one session, generated in row order), into the empty tables of
+-- (setseed, one session, generated in row order, stored in created_at
+-- order), into the empty tables of
 -- db/1_create_tables.sql. For example, the L size:
 --   psql -v users=100000 -v tokens=10000000 -f db/bench/generate.sql
 --
@@ -59,7 +60,9 @@ FROM (SELECT
                    random() AS u_day, random() + random() + random() AS u_hour,
                    random() AS u_used, random() AS u_delay
             FROM generate_series(1, :tokens)
-            OFFSET 0) AS draws) AS tokens;
+            OFFSET 0) AS draws) AS tokens
+-- In created_at order, as a table that the API appended to over two years.
+ORDER BY created_at;
 
 ALTER TABLE tokens ADD CONSTRAINT tokens_users_id_fk FOREIGN KEY (user_id) REFERENCES users;
 CREATE INDEX tokens_user_id_token_used_at_index ON tokens (user_id, token, used_at);

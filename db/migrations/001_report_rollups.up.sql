@@ -1,9 +1,18 @@
--- Report rollups: per-day used-token counts and per-user token counts, kept
--- exact by triggers on `tokens`, so that the analytics reports read a few
--- thousand (daily) or one-per-user (user visits) rows instead of scanning
--- `tokens`. The Coworking API needs no change: its writes fire the triggers,
--- which run as the migration's owner (SECURITY DEFINER), so its role needs no
--- rights on the `analytics` schema.
+-- Report rollups: per-day used-token counts and per-user token counts of the
+-- tokens created before a boundary (closed time), so that the analytics
+-- reports read a few thousand (daily) or one-per-user (user visits) rows, plus
+-- the few tokens of open time (the last hour or two), instead of scanning
+-- `tokens`. The boundary moves forward by analytics.close_rollups(), which a
+-- CronJob calls (deployment/rollups-close.yaml); until it does, the open time
+-- grows and the reports slow down, but they stay exact.
+--
+-- The common writes of the Coworking API (a token created now, used minutes
+-- later) are in open time: the triggers' WHEN clauses, which compare
+-- created_at with the boundary as a literal, are false for them, so they call
+-- no function at all. Writes to closed time (rare: a late correction) fire the
+-- triggers, which keep the counts exact in the writer's transaction and run as
+-- the migration's owner (SECURITY DEFINER), so the API's role needs no rights
+-- on the `analytics` schema. The API itself needs no change.
 --
 -- Idempotent: every object is created if missing or replaced, and the counts
 -- are recomputed from `tokens` on every run, so running this file again also
@@ -18,10 +27,10 @@ LOCK TABLE tokens IN SHARE ROW EXCLUSIVE MODE;
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
--- Used tokens per day of created_at. A day's count is spread over `slot`
--- stripes (the writing backend's pid modulo 8): concurrent sessions marking
--- tokens of the same day (today, in practice) as used mostly update different
--- rows instead of queuing on one hot row. The report sums
+-- Used tokens of closed time per day of created_at. A day's count is spread
+-- over `slot` stripes (the writing backend's pid modulo 8): concurrent sessions
+-- correcting tokens of the same day mostly update different rows instead of
+-- queuing on one hot row. The report sums
 -- the stripes. A count may be negative in one stripe (a token counted in
 -- one session and uncounted in another); only the sum is meaningful.
 CREATE TABLE IF NOT EXISTS analytics.daily_used_tokens (
@@ -31,7 +40,7 @@ CREATE TABLE IF NOT EXISTS analytics.daily_used_tokens (
     CONSTRAINT daily_used_tokens_pk PRIMARY KEY (day, slot)
 ) WITH (fillfactor = 50);
 
--- Tokens per tokens.user_id, whether or not the user row exists (the report
+-- Tokens of closed time per tokens.user_id, whether or not the user row exists (the report
 -- joins `users` when read, so users changes need no trigger). Not striped: one
 -- user's tokens are rarely written by concurrent sessions, and striping would
 -- multiply the rows the user visits report reads.
@@ -44,18 +53,42 @@ CREATE TABLE IF NOT EXISTS analytics.user_tokens (
 -- Rows whose count fell to zero stay (deleting them would race with a
 -- concurrent increment); the reports skip them.
 
--- Row-level AFTER triggers: the Coworking API writes one token per
--- statement, and for such a write one indexed update per changed count is the
--- cheapest way (statement-level triggers with transition tables measured two to
--- three times the write overhead: a tuplestore and a grouped query per
--- statement). AFTER, not BEFORE: a row that another trigger cancels or that
--- INSERT ... ON CONFLICT diverts is never counted.
+-- Where closed time ends: the rollups count exactly the tokens whose
+-- created_at is before `closed_before`, and the reports read the others from
+-- `tokens` (through analytics_tokens_created_at). One row. The triggers carry
+-- the same boundary as a literal; analytics.move_rollup_boundary changes both
+-- in one transaction, so that every snapshot sees them agree. `tokens_table`
+-- is the API's table as this migration found it, so that the functions below
+-- need no search_path to find it.
+CREATE TABLE IF NOT EXISTS analytics.rollup_boundary (
+    only_row      boolean   PRIMARY KEY DEFAULT true CHECK (only_row),
+    tokens_table  regclass  NOT NULL,
+    closed_before timestamp NOT NULL CHECK (closed_before <> TIMESTAMP 'infinity')
+);
+
+-- Open time is read by created_at, through a BRIN index: tokens are appended
+-- in created_at order, so the open hours are in the last few block ranges,
+-- and an append costs the index next to nothing (a B-tree entry for every
+-- token version measured +9 % server CPU on the API's writes, and twice the
+-- cost of a correction of an old token, whose entry lands on a random leaf).
+-- 32 pages a range: an hour of a busy space is one or two ranges to recheck.
+-- autosummarize: a range is summarized as soon as the next one is written
+-- (close_rollups does it too), so that open time is not a growing tail of
+-- unsummarized ranges.
+CREATE INDEX IF NOT EXISTS analytics_tokens_created_at ON tokens
+    USING brin (created_at) WITH (pages_per_range = 32, autosummarize = on);
+
+-- Row-level AFTER triggers: one indexed update per changed count is the
+-- cheapest way for a one-token write (statement-level triggers with transition
+-- tables measured two to three times the overhead: a tuplestore and a grouped
+-- query per statement). AFTER, not BEFORE: a row that another trigger cancels
+-- or that INSERT ... ON CONFLICT diverts is never counted.
 --
--- The functions run as their owner (SECURITY DEFINER), so the API's role needs
--- no rights here. They have no `SET search_path` (measured: it costs each write
--- a few microseconds of GUC save and restore) and so must not depend on one:
--- every table, function, operator and type is schema-qualified, and pg_temp is
--- never searched for qualified names.
+-- The trigger functions run as their owner (SECURITY DEFINER), so the API's
+-- role needs no rights here. They have no `SET search_path` (measured: it costs
+-- each write a few microseconds of GUC save and restore) and so must not
+-- depend on one: every table, function, operator and type is schema-qualified,
+-- and pg_temp is never searched for qualified names.
 
 -- Add `delta` to the tokens of `user_id`. An UPDATE first, the cheap path of
 -- every write but a user's first token; ON CONFLICT covers two first tokens at once.
@@ -91,6 +124,7 @@ BEGIN
 END
 $$;
 
+-- Called only for a token of closed time (see the trigger's WHEN).
 CREATE OR REPLACE FUNCTION analytics.count_inserted_token() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
@@ -102,6 +136,7 @@ BEGIN
 END
 $$;
 
+-- Called only for a token of closed time (see the trigger's WHEN).
 CREATE OR REPLACE FUNCTION analytics.count_deleted_token() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
@@ -113,24 +148,35 @@ BEGIN
 END
 $$;
 
--- Called only for updates that move a count (see the trigger's WHEN): the
--- counts of the new row version minus those of the old one.
+-- Called for updates of a token of closed time, before or after (see the
+-- trigger's WHEN): the counts of the new row version minus those of the old
+-- one, where each version counts only if it is in closed time; nothing when
+-- they are the same. TG_ARGV[0] is the
+-- boundary, the same value as the WHEN's literal, in ISO format (which every
+-- DateStyle reads).
 CREATE OR REPLACE FUNCTION analytics.count_updated_token() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
+    closed_before timestamp := TG_ARGV[0]::pg_catalog.timestamp;
+    old_closed boolean := OLD.created_at OPERATOR(pg_catalog.<) closed_before;
+    new_closed boolean := NEW.created_at OPERATOR(pg_catalog.<) closed_before;
+    old_used boolean := old_closed AND OLD.used_at IS NOT NULL;
+    new_used boolean := new_closed AND NEW.used_at IS NOT NULL;
     old_day date := OLD.created_at::pg_catalog.date;
     new_day date := NEW.created_at::pg_catalog.date;
+    same_user boolean := OLD.user_id OPERATOR(pg_catalog.=) NEW.user_id;
+    same_day boolean := old_day OPERATOR(pg_catalog.=) new_day;
 BEGIN
-    IF OLD.user_id OPERATOR(pg_catalog.<>) NEW.user_id THEN
+    IF old_closed AND NOT (new_closed AND same_user) THEN
         PERFORM analytics.add_user_tokens(OLD.user_id, -1);
+    END IF;
+    IF new_closed AND NOT (old_closed AND same_user) THEN
         PERFORM analytics.add_user_tokens(NEW.user_id, 1);
     END IF;
-    IF OLD.used_at IS NOT NULL
-       AND (NEW.used_at IS NULL OR old_day OPERATOR(pg_catalog.<>) new_day) THEN
+    IF old_used AND NOT (new_used AND same_day) THEN
         PERFORM analytics.add_used_tokens(old_day, -1);
     END IF;
-    IF NEW.used_at IS NOT NULL
-       AND (OLD.used_at IS NULL OR old_day OPERATOR(pg_catalog.<>) new_day) THEN
+    IF new_used AND NOT (old_used AND same_day) THEN
         PERFORM analytics.add_used_tokens(new_day, 1);
     END IF;
     RETURN NULL;
@@ -148,36 +194,141 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE TRIGGER analytics_count_inserted_token
-    AFTER INSERT ON tokens
-    FOR EACH ROW EXECUTE FUNCTION analytics.count_inserted_token();
-CREATE OR REPLACE TRIGGER analytics_count_deleted_token
-    AFTER DELETE ON tokens
-    FOR EACH ROW EXECUTE FUNCTION analytics.count_deleted_token();
--- Updates that move no count (the `token` column, a new used_at on a used
--- token, a created_at within the same day) queue no trigger event at all.
-CREATE OR REPLACE TRIGGER analytics_count_updated_token
-    AFTER UPDATE OF user_id, created_at, used_at ON tokens
-    FOR EACH ROW
-    WHEN (OLD.user_id <> NEW.user_id
-          OR OLD.created_at::date <> NEW.created_at::date
-          OR (OLD.used_at IS NULL) <> (NEW.used_at IS NULL))
-    EXECUTE FUNCTION analytics.count_updated_token();
+-- (Re)creates the row triggers with `boundary` as their literal. Only
+-- move_rollup_boundary calls it, under its lock. The WHEN clauses are
+-- evaluated by the executor without calling any function, so that a write to
+-- open time queues no trigger event. They are as short as they can be: the
+-- executor parses and prepares a trigger's WHEN anew for every statement, and
+-- a WHEN that also skipped the updates that move no count (four comparisons
+-- more) cost the API's `UPDATE ... SET used_at` a third of its server time,
+-- measured; count_updated_token finds those and does nothing. Updates of the
+-- `token` column alone queue nothing (UPDATE OF).
+CREATE OR REPLACE FUNCTION analytics.install_rollup_triggers(tokens regclass, boundary timestamp)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' AS $$
+BEGIN
+    EXECUTE format(
+        'CREATE OR REPLACE TRIGGER analytics_count_inserted_token AFTER INSERT ON %s
+         FOR EACH ROW WHEN (NEW.created_at < %L::timestamp)
+         EXECUTE FUNCTION analytics.count_inserted_token()', tokens, boundary);
+    EXECUTE format(
+        'CREATE OR REPLACE TRIGGER analytics_count_deleted_token AFTER DELETE ON %s
+         FOR EACH ROW WHEN (OLD.created_at < %L::timestamp)
+         EXECUTE FUNCTION analytics.count_deleted_token()', tokens, boundary);
+    EXECUTE format(
+        'CREATE OR REPLACE TRIGGER analytics_count_updated_token
+         AFTER UPDATE OF user_id, created_at, used_at ON %1$s
+         FOR EACH ROW WHEN (OLD.created_at < %2$L::timestamp OR NEW.created_at < %2$L::timestamp)
+         EXECUTE FUNCTION analytics.count_updated_token(%2$L)', tokens, boundary);
+END
+$$;
+
+-- Moves the boundary to `target`, forward (counting the tokens created in
+-- between into the rollups) or back (taking them out again), and the triggers'
+-- literal with it, in the caller's transaction (read committed). It waits for the writers of
+-- `tokens` and holds them off meanwhile (the lock CREATE TRIGGER takes), so
+-- that no token is counted twice or missed; readers are not blocked.
+CREATE OR REPLACE FUNCTION analytics.move_rollup_boundary(target timestamp)
+RETURNS timestamp LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tokens regclass;
+    boundary timestamp;
+    sign bigint;
+    low timestamp;
+    high timestamp;
+BEGIN
+    IF target IS NULL OR target = TIMESTAMP 'infinity' THEN
+        RAISE EXCEPTION 'the rollup boundary must be a timestamp before infinity, not %', target;
+    END IF;
+    -- The counting below must see every token committed before the lock,
+    -- which an older snapshot (repeatable read, serializable) would not.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'move the rollup boundary in a read committed transaction'
+            USING ERRCODE = 'invalid_transaction_state';
+    END IF;
+    SELECT b.tokens_table INTO STRICT tokens FROM analytics.rollup_boundary AS b;
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tokens);
+    SELECT b.closed_before INTO STRICT boundary FROM analytics.rollup_boundary AS b FOR UPDATE;
+    IF target = boundary THEN
+        RETURN boundary;
+    ELSIF target > boundary THEN
+        sign := 1; low := boundary; high := target;
+    ELSE
+        sign := -1; low := target; high := boundary;
+    END IF;
+    EXECUTE format(
+        'INSERT INTO analytics.user_tokens AS r (user_id, visits)
+         SELECT user_id, $1 * count(*) FROM %s
+         WHERE created_at >= $2 AND created_at < $3 GROUP BY user_id
+         ON CONFLICT ON CONSTRAINT user_tokens_pk
+         DO UPDATE SET visits = r.visits + excluded.visits', tokens)
+    USING sign, low, high;
+    EXECUTE format(
+        'INSERT INTO analytics.daily_used_tokens AS r (day, slot, visits)
+         SELECT created_at::date, 0, $1 * count(*) FROM %s
+         WHERE created_at >= $2 AND created_at < $3 AND used_at IS NOT NULL GROUP BY 1
+         ON CONFLICT ON CONSTRAINT daily_used_tokens_pk
+         DO UPDATE SET visits = r.visits + excluded.visits', tokens)
+    USING sign, low, high;
+    UPDATE analytics.rollup_boundary SET closed_before = target;
+    PERFORM analytics.install_rollup_triggers(tokens, target);
+    RETURN target;
+END
+$$;
+
+-- What the CronJob calls: summarizes the index's new block ranges, and closes
+-- time up to the start of the previous hour of the session's time zone (set PGTZ to the zone in which the API writes), so
+-- that tokens are used within open time, minutes after they were created. Does
+-- nothing when that is not later than the boundary. Gives up after 5 s of
+-- waiting for the writers' lock rather than queue them for longer; the next
+-- run catches up.
+CREATE OR REPLACE FUNCTION analytics.close_rollups()
+RETURNS timestamp LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' AS $$
+DECLARE
+    target timestamp := date_trunc('hour', localtimestamp) - interval '1 hour';
+    boundary timestamp;
+    tokens regclass;
+BEGIN
+    SELECT b.closed_before, b.tokens_table INTO STRICT boundary, tokens
+    FROM analytics.rollup_boundary AS b;
+    PERFORM brin_summarize_new_values(i.indexrelid)
+    FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+    WHERE i.indrelid = tokens AND c.relname = 'analytics_tokens_created_at';
+    IF target <= boundary THEN
+        RETURN boundary;
+    END IF;
+    RETURN analytics.move_rollup_boundary(target);
+END
+$$;
+
+-- Only the owner may move the counts; close_rollups is granted to the
+-- service's role by deployment/postgres/readonly-role.sql.
+REVOKE EXECUTE ON FUNCTION analytics.add_user_tokens(integer, bigint),
+    analytics.add_used_tokens(date, bigint),
+    analytics.install_rollup_triggers(regclass, timestamp),
+    analytics.move_rollup_boundary(timestamp),
+    analytics.close_rollups() FROM PUBLIC;
+
 CREATE OR REPLACE TRIGGER analytics_forget_truncated_tokens
     AFTER TRUNCATE ON tokens
     FOR EACH STATEMENT EXECUTE FUNCTION analytics.forget_truncated_tokens();
 
--- Backfill (or rebuild) from the current rows, all in stripe 0.
+-- Backfill (or rebuild): nothing closed, then close time up to the previous
+-- hour, which counts every token created before it.
 DELETE FROM analytics.user_tokens;
 DELETE FROM analytics.daily_used_tokens;
-INSERT INTO analytics.user_tokens (user_id, visits)
-SELECT user_id, count(*) FROM tokens GROUP BY user_id;
-INSERT INTO analytics.daily_used_tokens (day, slot, visits)
-SELECT created_at::date, 0, count(*) FROM tokens
-WHERE used_at IS NOT NULL GROUP BY 1;
+INSERT INTO analytics.rollup_boundary (tokens_table, closed_before)
+VALUES ('tokens'::regclass, TIMESTAMP '-infinity')
+ON CONFLICT (only_row) DO UPDATE
+SET tokens_table = excluded.tokens_table, closed_before = excluded.closed_before;
+SELECT analytics.install_rollup_triggers('tokens'::regclass, TIMESTAMP '-infinity');
+SELECT analytics.close_rollups();
 
 -- The report queries plan with fresh statistics from the first read.
 ANALYZE analytics.user_tokens;
 ANALYZE analytics.daily_used_tokens;
+ANALYZE analytics.rollup_boundary;
 
 COMMIT;

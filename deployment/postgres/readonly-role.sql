@@ -1,6 +1,7 @@
 -- The service's PostgreSQL role: it logs in and reads users and tokens (and
 -- the report rollups of the schema analytics, when a migration has created
--- it), nothing else. Put its name in the ConfigMap postgres-config (DB_USERNAME)
+-- it), nothing else, but for one write: analytics.close_rollups(), which the
+-- CronJob rollups-close calls. Put its name in the ConfigMap postgres-config (DB_USERNAME)
 -- and its password in the Secret postgres-password (DB_PASSWORD).
 --
 --   read -rs RO_PASSWORD && export RO_PASSWORD
@@ -56,6 +57,11 @@ BEGIN
         EXECUTE format('GRANT USAGE ON SCHEMA analytics TO %I', role_name);
         EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA analytics FROM %I', role_name);
         EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO %I', role_name);
+        -- Its one write: the CronJob rollups-close moves the rollups' boundary
+        -- to the previous hour, through this function only.
+        IF to_regprocedure('analytics.close_rollups()') IS NOT NULL THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION analytics.close_rollups() TO %I', role_name);
+        END IF;
     END IF;
 END
 $$;

@@ -172,6 +172,7 @@ fn the_pods_we_ship_meet_the_restricted_pod_security_standard() {
         [
             "StatefulSet postgres",
             "Job postgres-seed",
+            "CronJob rollups-close",
             "Deployment usage-logger"
         ],
         "the workloads under deployment/ changed: check them here"

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 use test_support::{TestDatabase, SUPERUSER_PASSWORD};
 
-use crate::manifests::{object, project_root};
+use crate::manifests::{object, project_root, Document};
 
 /// Quotes, spaces and URL delimiters: the role's password goes through psql's
 /// quoting, not ours.
@@ -109,18 +109,18 @@ fn count_inserts(file: &str, table: &str) -> usize {
         .count()
 }
 
-/// The value of a variable in the Job's container environment: a literal, or
-/// the ConfigMap or Secret key it is taken from.
-fn job_env(name: &str) -> Value {
-    let job = object("Job", "postgres-seed");
-    let env = job
-        .at("/spec/template/spec/containers/0/env")
+/// The value of a variable in the environment of a pod spec's first container
+/// (at `spec`, a JSON pointer into the object): a literal, or the ConfigMap or
+/// Secret key it is taken from.
+fn container_env(object: &Document, spec: &str, name: &str) -> Value {
+    let env = object
+        .at(&format!("{spec}/containers/0/env"))
         .and_then(Value::as_array);
     let variable = env
         .into_iter()
         .flatten()
         .find(|variable| variable["name"] == name)
-        .unwrap_or_else(|| panic!("the seed job does not set {name}"));
+        .unwrap_or_else(|| panic!("{} does not set {name}", object.file));
     variable
         .get("value")
         .cloned()
@@ -128,40 +128,65 @@ fn job_env(name: &str) -> Value {
         .unwrap_or_default()
 }
 
+/// Where the Jobs find PostgreSQL: the service's ConfigMap.
+const CONNECTION_ENV: [(&str, &str, &str, &str); 3] = [
+    ("PGHOST", "configMapKeyRef", "postgres-config", "DB_HOST"),
+    ("PGPORT", "configMapKeyRef", "postgres-config", "DB_PORT"),
+    (
+        "PGDATABASE",
+        "configMapKeyRef",
+        "postgres-config",
+        "DB_NAME",
+    ),
+];
+
+/// Each `(variable, kind, name, key)`: the variable is taken from that key of
+/// that ConfigMap (`configMapKeyRef`) or Secret (`secretKeyRef`).
+fn assert_env_from(object: &Document, spec: &str, sources: &[(&str, &str, &str, &str)]) {
+    for &(variable, kind, name, key) in sources {
+        assert_eq!(
+            container_env(object, spec, variable),
+            json!({kind: {"name": name, "key": key}}),
+            "{}: {variable}",
+            object.file
+        );
+    }
+}
+
+fn job_env(name: &str) -> Value {
+    container_env(object("Job", "postgres-seed"), "/spec/template/spec", name)
+}
+
 #[test]
 fn the_seed_job_gives_the_service_role_the_services_credentials() {
-    for (variable, kind, name, key) in [
-        (
-            "RO_ROLE",
-            "configMapKeyRef",
-            "postgres-config",
-            "DB_USERNAME",
-        ),
-        (
-            "RO_PASSWORD",
-            "secretKeyRef",
-            "postgres-password",
-            "DB_PASSWORD",
-        ),
-        ("PGHOST", "configMapKeyRef", "postgres-config", "DB_HOST"),
-        ("PGPORT", "configMapKeyRef", "postgres-config", "DB_PORT"),
-        (
-            "PGDATABASE",
-            "configMapKeyRef",
-            "postgres-config",
-            "DB_NAME",
-        ),
-        // The superuser of the in-cluster PostgreSQL, which the StatefulSet sets up.
-        (
-            "PGPASSWORD",
-            "secretKeyRef",
-            "postgres-admin",
-            "POSTGRES_PASSWORD",
-        ),
-    ] {
-        let reference = json!({kind: {"name": name, "key": key}});
-        assert_eq!(job_env(variable), reference, "the seed Job's {variable}");
-    }
+    let seed = object("Job", "postgres-seed");
+    let spec = "/spec/template/spec";
+    assert_env_from(seed, spec, &CONNECTION_ENV);
+    assert_env_from(
+        seed,
+        spec,
+        &[
+            (
+                "RO_ROLE",
+                "configMapKeyRef",
+                "postgres-config",
+                "DB_USERNAME",
+            ),
+            (
+                "RO_PASSWORD",
+                "secretKeyRef",
+                "postgres-password",
+                "DB_PASSWORD",
+            ),
+            // The superuser of the in-cluster PostgreSQL, which the StatefulSet sets up.
+            (
+                "PGPASSWORD",
+                "secretKeyRef",
+                "postgres-admin",
+                "POSTGRES_PASSWORD",
+            ),
+        ],
+    );
     assert_eq!(job_env("PGUSER"), "postgres");
     let postgres = object("StatefulSet", "postgres");
     let server_password = postgres
@@ -335,4 +360,106 @@ fn the_read_only_role_reads_users_tokens_and_analytics_and_nothing_else() {
         wrong_password.contains("password authentication failed"),
         "{wrong_password}"
     );
+}
+
+#[test]
+fn the_rollups_cron_job_closes_time_as_the_service_role_and_can_do_nothing_more() {
+    let server = Server::start();
+    let db = "postgres";
+    let schema = std::fs::read_to_string(project_root().join("db/1_create_tables.sql")).unwrap();
+    let up =
+        std::fs::read_to_string(project_root().join("db/migrations/001_report_rollups.up.sql"))
+            .unwrap();
+    server.superuser(db, &schema);
+    server.superuser(
+        db,
+        "INSERT INTO users (first_name, last_name, joined_at) VALUES ('Ada', 'L', now());
+         INSERT INTO tokens (user_id, token, created_at) VALUES (1, '123456', '2023-02-07 10:00');",
+    );
+    server.superuser(db, &up);
+    server.superuser(db, "SELECT analytics.move_rollup_boundary('-infinity')");
+    create_role(&server, db, None, Some(ROLE_PASSWORD)).expect("create the role");
+
+    // The CronJob logs in as the SpinApp does.
+    let cron = object("CronJob", "rollups-close");
+    let pod = "/spec/jobTemplate/spec/template/spec";
+    assert_env_from(cron, pod, &CONNECTION_ENV);
+    assert_env_from(
+        cron,
+        pod,
+        &[
+            (
+                "PGUSER",
+                "configMapKeyRef",
+                "postgres-config",
+                "DB_USERNAME",
+            ),
+            (
+                "PGPASSWORD",
+                "secretKeyRef",
+                "postgres-password",
+                "DB_PASSWORD",
+            ),
+        ],
+    );
+    let script = cron
+        .str_at(&format!("{pod}/containers/0/args/0"))
+        .expect("the CronJob's script");
+    let role = service_role();
+    let previous_hour = || {
+        server.superuser(
+            db,
+            "SELECT (date_trunc('hour', now() AT TIME ZONE 'Asia/Kolkata') - interval '1 hour')::text",
+        )
+    };
+    let before = previous_hour();
+    let closed = outcome(
+        Command::new("sh")
+            .args(["-c", script])
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", server.db.port().to_string())
+            .env("PGDATABASE", db)
+            .env("PGUSER", &role)
+            .env("PGPASSWORD", ROLE_PASSWORD)
+            .env("PGTZ", "Asia/Kolkata")
+            .output()
+            .expect("run sh"),
+    )
+    .expect("the CronJob's script");
+    let after = previous_hour();
+    assert!(
+        [before, after].iter().any(|hour| closed
+            == format!("rollups-close: the rollups count the tokens created before {hour}")),
+        "{closed}"
+    );
+    assert_eq!(
+        server.superuser(
+            db,
+            "SELECT visits FROM analytics.user_tokens WHERE user_id = 1"
+        ),
+        "1"
+    );
+
+    // Nothing else that writes: not the boundary at will, not the counts.
+    let as_role = |sql: &str| server.run(&role, ROLE_PASSWORD, db, sql);
+    for (sql, function) in [
+        (
+            "SELECT analytics.move_rollup_boundary('-infinity')",
+            "move_rollup_boundary",
+        ),
+        (
+            "SELECT analytics.add_user_tokens(1, 100)",
+            "add_user_tokens",
+        ),
+        (
+            "SELECT analytics.add_used_tokens('2023-02-07', 100)",
+            "add_used_tokens",
+        ),
+    ] {
+        let denied = as_role(&format!("BEGIN READ WRITE; {sql}; COMMIT")).unwrap_err();
+        assert!(
+            denied.contains(&format!("permission denied for function {function}")),
+            "{denied}"
+        );
+    }
 }

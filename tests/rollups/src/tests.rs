@@ -2,6 +2,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use test_support::{Data, TestDatabase};
@@ -86,6 +87,14 @@ async fn rollups_equal_the_original_reports_under_random_writes() {
     execute(&client, UP).await.expect("apply the migration");
     check_column_types(&client).await;
     check(&mut client, "the backfill of the seed data").await;
+    // Half the seed data in open time, to begin with.
+    execute(
+        &client,
+        "SELECT analytics.move_rollup_boundary('2023-02-09 12:00')",
+    )
+    .await
+    .expect("move the boundary into the data");
+    check(&mut client, "the boundary moved back into the data").await;
 
     let scope = Scope::of(&client, false).await;
     sequential(&mut client, &mut rng, scope, 400).await;
@@ -146,9 +155,91 @@ async fn migration_is_idempotent_and_rolls_back_cleanly() {
 
     // Writes the triggers do not see, then up again: the backfill counts them.
     for _ in 0..100 {
-        let _ = execute(&client, &statement(&mut rng, scope)).await;
+        let _ = execute(&client, &statement(&mut rng, scope.without_rollups())).await;
     }
     execute(&client, UP).await.expect("up after down");
     check(&mut client, "up after down").await;
     sequential(&mut client, &mut rng, scope, 50).await;
+}
+
+/// How often each trigger function of the rollups ran in this transaction.
+async fn trigger_calls(client: &Client) -> Vec<i64> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(pg_stat_get_xact_function_calls('analytics.count_inserted_token'::regproc), 0),
+                    coalesce(pg_stat_get_xact_function_calls('analytics.count_updated_token'::regproc), 0),
+                    coalesce(pg_stat_get_xact_function_calls('analytics.count_deleted_token'::regproc), 0)",
+            &[],
+        )
+        .await
+        .expect("read the function statistics");
+    (0..3).map(|column| row.get(column)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_open_time_call_no_trigger_until_closing_counts_them() {
+    let database = TestDatabase::new(Data::Seed).await;
+    let mut client = database.client().await;
+    execute(&client, UP).await.expect("apply the migration");
+    client
+        .batch_execute("BEGIN; SET LOCAL track_functions = 'pl'")
+        .await
+        .expect("begin");
+
+    // The Coworking API's writes: a token created now, used, then gone.
+    client
+        .batch_execute(
+            "INSERT INTO tokens (id, user_id, token) VALUES (100000, 1, '123456');
+             UPDATE tokens SET used_at = now() WHERE id = 100000;
+             UPDATE tokens SET token = '654321' WHERE id = 100000;
+             DELETE FROM tokens WHERE id = 100000;
+             INSERT INTO tokens (id, user_id, token, used_at) VALUES (100001, 2, '123456', now())",
+        )
+        .await
+        .expect("write to open time");
+    assert_eq!(trigger_calls(&client).await, [0, 0, 0], "open time");
+
+    // A correction of closed time is counted at once.
+    client
+        .batch_execute(
+            "INSERT INTO tokens (user_id, token, created_at) VALUES (3, '123456', '2023-02-08 10:00');
+             UPDATE tokens SET used_at = created_at WHERE created_at = '2023-02-08 10:00';
+             DELETE FROM tokens WHERE created_at = '2023-02-08 10:00'",
+        )
+        .await
+        .expect("write to closed time");
+    assert_eq!(trigger_calls(&client).await, [1, 1, 1], "closed time");
+    client.batch_execute("COMMIT").await.expect("commit");
+    check(&mut client, "writes to open and closed time").await;
+
+    // Closing is idempotent within the hour, and moves only forward.
+    let close = "SELECT analytics.close_rollups()::text";
+    let boundary = |row: tokio_postgres::Row| row.get::<_, String>(0);
+    let closed = boundary(client.query_one(close, &[]).await.expect("close"));
+    assert_eq!(
+        boundary(client.query_one(close, &[]).await.expect("close again")),
+        closed
+    );
+    execute(
+        &client,
+        "SELECT analytics.move_rollup_boundary('-infinity')",
+    )
+    .await
+    .expect("open all time");
+    check(&mut client, "all time open").await;
+    assert_eq!(
+        boundary(client.query_one(close, &[]).await.expect("close all")),
+        closed
+    );
+    check(&mut client, "closing up to the previous hour").await;
+
+    // Only from a snapshot taken after its lock can a move count correctly.
+    let refused = client
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ;
+             SELECT analytics.move_rollup_boundary('2023-02-09')",
+        )
+        .await
+        .expect_err("a move at repeatable read");
+    assert_eq!(refused.code(), Some(&SqlState::INVALID_TRANSACTION_STATE));
 }

@@ -13,6 +13,8 @@ pub struct Scope {
     pub max_token_id: i32,
     /// User ids are drawn from 1 to this.
     pub max_user_id: i32,
+    /// Whether the rollups' boundary may move (not while they are rolled back).
+    pub move_boundary: bool,
 }
 
 impl Scope {
@@ -31,6 +33,15 @@ impl Scope {
         Scope {
             max_token_id: row.get::<_, i32>(0) + 50,
             max_user_id: row.get::<_, i32>(1).max(1) + if dangling_users { 20 } else { 0 },
+            move_boundary: true,
+        }
+    }
+
+    /// The same, for writes while the migration is rolled back.
+    pub fn without_rollups(self) -> Scope {
+        Scope {
+            move_boundary: false,
+            ..self
         }
     }
 }
@@ -41,10 +52,25 @@ fn timestamp(rng: &mut StdRng) -> String {
     match rng.random_range(0..40) {
         0 => "TIMESTAMP 'infinity'".to_owned(),
         1 => "TIMESTAMP '-infinity'".to_owned(),
-        _ => format!(
-            "TIMESTAMP '2023-02-05' + {} * INTERVAL '1 minute'",
-            rng.random_range(0..14 * 24 * 60)
-        ),
+        _ => within_the_data(rng),
+    }
+}
+
+/// A minute within the seed data's ten days, with a few days' margin.
+fn within_the_data(rng: &mut StdRng) -> String {
+    format!(
+        "TIMESTAMP '2023-02-05' + {} * INTERVAL '1 minute'",
+        rng.random_range(0..14 * 24 * 60)
+    )
+}
+
+/// A boundary between closed and open time: among the random timestamps, or
+/// before them all.
+fn boundary(rng: &mut StdRng) -> String {
+    if rng.random_bool(0.1) {
+        "TIMESTAMP '-infinity'".to_owned()
+    } else {
+        within_the_data(rng)
     }
 }
 
@@ -117,6 +143,12 @@ pub fn statement(rng: &mut StdRng, scope: Scope) -> String {
             user(rng, scope),
             tokens(rng, scope)
         ),
+        // Closed time grows or shrinks: from then on, the triggers count
+        // fewer or more of these writes, and the reports read more or fewer
+        // tokens directly.
+        79..=80 if scope.move_boundary => {
+            format!("SELECT analytics.move_rollup_boundary({})", boundary(rng))
+        }
         // A change the rollups must not count.
         79..=82 => format!(
             "UPDATE tokens SET token = 'zzzzzz' WHERE {}",
@@ -144,7 +176,7 @@ pub fn statement(rng: &mut StdRng, scope: Scope) -> String {
 
 /// Run one statement; the errors that random writes can meet (a foreign key
 /// or unique key in the way, a deadlock or serialization failure between
-/// writers) are `Err`, any other error fails the test.
+/// writers, a boundary move refused at repeatable read) are `Err`, any other error fails the test.
 pub async fn execute(client: &Client, sql: &str) -> Result<(), SqlState> {
     match client.batch_execute(sql).await {
         Ok(()) => Ok(()),
@@ -155,6 +187,8 @@ pub async fn execute(client: &Client, sql: &str) -> Result<(), SqlState> {
                     SqlState::UNIQUE_VIOLATION,
                     SqlState::T_R_DEADLOCK_DETECTED,
                     SqlState::T_R_SERIALIZATION_FAILURE,
+                    // A boundary move in a repeatable read transaction.
+                    SqlState::INVALID_TRANSACTION_STATE,
                 ]
                 .contains(code) =>
             {
