@@ -91,13 +91,14 @@ fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, P
         .query(query.sort.sql(), &parameters)
         .map_err(failed)?;
     let page = MembersPage::from_rows(rows).map_err(failed)?;
+    let link = query.page_links(req.path(), req.query(), page_size, page.total);
     let (body, filename) = match format {
         Format::Json => (
             json_line(&MembersReport::new(&query, &page)).map_err(failed)?,
             None,
         ),
         Format::Csv => (
-            table::members_csv(&page.members).map_err(failed)?,
+            table::members_csv(page.members).map_err(failed)?,
             Some(query.filename()),
         ),
     };
@@ -105,7 +106,7 @@ fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, P
         format,
         body,
         filename,
-        link: query.page_links(req.path(), req.query(), page_size, page.total),
+        link,
     })
 }
 

@@ -31,7 +31,7 @@ const MEMBERS_HEADER: [&str; 7] = [
 
 /// One row per bucket.
 pub fn usage_csv(report: &UsageReport) -> Result<Vec<u8>, AppError> {
-    let mut table = writer();
+    let mut table = writer(Vec::new());
     table.write_record(USAGE_HEADER).map_err(failed)?;
     for bucket in &report.buckets {
         let counts = &bucket.counts;
@@ -50,9 +50,31 @@ pub fn usage_csv(report: &UsageReport) -> Result<Vec<u8>, AppError> {
     finish(table)
 }
 
-/// One row per member; empty fields where a value is missing.
-pub fn members_csv(members: &[MemberRow]) -> Result<Vec<u8>, AppError> {
-    let mut table = writer();
+/// One row per member; empty fields where a value is missing. Each row is
+/// dropped once written, and the output is sized for all of them up front, so
+/// that the CSV of every member (9 MB for 100,000) does not hold the rows, the
+/// output and the output's doubled copy at once within the instance's memory.
+pub fn members_csv(members: Vec<MemberRow>) -> Result<Vec<u8>, AppError> {
+    let digits = |number: i64| number.unsigned_abs().checked_ilog10().unwrap_or(0) as usize + 2;
+    let size: usize = members
+        .iter()
+        .map(|member| {
+            // Six separators and the line end; quoting, rare, may grow it.
+            8 + digits(member.member_id.into())
+                + digits(member.visits)
+                + digits(member.tokens_issued)
+                + [
+                    &member.first_name,
+                    &member.last_name,
+                    &member.joined_at,
+                    &member.last_visit,
+                ]
+                .iter()
+                .map(|text| text.as_ref().map_or(0, String::len))
+                .sum::<usize>()
+        })
+        .sum();
+    let mut table = writer(Vec::with_capacity(size));
     table.write_record(MEMBERS_HEADER).map_err(failed)?;
     for member in members {
         write(
@@ -80,10 +102,10 @@ fn write<const N: usize>(
         .map_err(failed)
 }
 
-fn writer() -> csv::Writer<Vec<u8>> {
+fn writer(output: Vec<u8>) -> csv::Writer<Vec<u8>> {
     csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new())
+        .from_writer(output)
 }
 
 fn finish(table: csv::Writer<Vec<u8>>) -> Result<Vec<u8>, AppError> {
@@ -127,7 +149,7 @@ mod tests {
     }
 
     fn csv_of(first_name: &str) -> String {
-        String::from_utf8(members_csv(&[member(first_name)]).unwrap()).unwrap()
+        String::from_utf8(members_csv(vec![member(first_name)]).unwrap()).unwrap()
     }
 
     #[test]
