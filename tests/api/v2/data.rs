@@ -32,7 +32,7 @@ pub const ZONES: &[&str] = &[
 ];
 
 /// Days around which tokens cluster: daylight-saving changes of 2011-12 and 2024.
-const HOT_DAYS: &[&str] = &[
+pub const HOT_DAYS: &[&str] = &[
     "2011-12-30",
     "2024-03-10",
     "2024-03-31",
