@@ -2,8 +2,9 @@
 //!
 //! Each report has two queries with the same result: one over the rollups that
 //! `db/migrations/001_report_rollups.up.sql` keeps up to date (a few thousand rows
-//! at any table size, plus the tokens of open time: the last hour or two), and the Flask app's query over `tokens` (a scan that grows
-//! with the table), for databases where the migration was not applied.
+//! at any table size, plus the tokens of open time: the last hour or two), and
+//! the Flask app's query over `tokens` (a scan that grows with the table), for
+//! databases where the migration was not applied.
 //!
 //! The SQL yields typed values that Spin can decode on any data: PostgreSQL's
 //! `infinity` dates and timestamps (which would fail Spin's decoding of the whole

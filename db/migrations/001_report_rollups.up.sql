@@ -30,9 +30,9 @@ CREATE SCHEMA IF NOT EXISTS analytics;
 -- Used tokens of closed time per day of created_at. A day's count is spread
 -- over `slot` stripes (the writing backend's pid modulo 8): concurrent sessions
 -- correcting tokens of the same day mostly update different rows instead of
--- queuing on one hot row. The report sums
--- the stripes. A count may be negative in one stripe (a token counted in
--- one session and uncounted in another); only the sum is meaningful.
+-- queuing on one hot row. The report sums the stripes. A count may be negative
+-- in one stripe (a token counted in one session and uncounted in another);
+-- only the sum is meaningful.
 CREATE TABLE IF NOT EXISTS analytics.daily_used_tokens (
     day    date     NOT NULL,
     slot   smallint NOT NULL,
@@ -40,10 +40,10 @@ CREATE TABLE IF NOT EXISTS analytics.daily_used_tokens (
     CONSTRAINT daily_used_tokens_pk PRIMARY KEY (day, slot)
 ) WITH (fillfactor = 50);
 
--- Tokens of closed time per tokens.user_id, whether or not the user row exists (the report
--- joins `users` when read, so users changes need no trigger). Not striped: one
--- user's tokens are rarely written by concurrent sessions, and striping would
--- multiply the rows the user visits report reads.
+-- Tokens of closed time per tokens.user_id, whether or not the user row exists
+-- (the report joins `users` when read, so users changes need no trigger). Not
+-- striped: one user's tokens are rarely written by concurrent sessions, and
+-- striping would multiply the rows the user visits report reads.
 CREATE TABLE IF NOT EXISTS analytics.user_tokens (
     user_id integer NOT NULL,
     visits  bigint  NOT NULL,

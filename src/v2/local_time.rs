@@ -16,8 +16,9 @@ macro_rules! convertible_sql {
 }
 
 /// SQL of a column's value in the report's zone, as text, or NULL when the value
-/// is NULL, infinite, or in PostgreSQL's first or last two days. `$db_tz` and `$tz` are the placeholders of the database's
-/// and the report's zone in the statement that uses it.
+/// is NULL, infinite, or in PostgreSQL's first or last two days. `$db_tz` and
+/// `$tz` are the placeholders of the database's and the report's zone in the
+/// statement that uses it.
 #[macro_export]
 macro_rules! local_time_sql {
     ($column:literal, $db_tz:literal, $tz:literal) => {

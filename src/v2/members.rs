@@ -93,14 +93,15 @@ impl Sort {
 /// Zones are less than two days apart, so a token created two days or more
 /// inside the range, in the database's time, is in it in any zone: only those
 /// near its ends are converted to the report's zone (at 10 M tokens, all time,
-/// the activity's query in PostgreSQL took 4.0 s instead of 6.3 s).
+/// the activity's query in PostgreSQL took 4.0 s instead of 6.3 s, measured
+/// side by side on a busy machine).
 ///
 /// One row: the count of all rows, then the page as one array per column (NULL
 /// when the page is empty), aligned, in no set order, with each row's position
-/// in the whole list; `MembersPage::from_rows` puts them in order. A row per
-/// member cost the CSV of 100,000 members more than the instance's 64 MiB in the
-/// component (each row a list of variants across Spin's interface, then a
-/// vector of its own); eight lists cost about a third of that.
+/// in the whole list; `MembersPage::from_rows` puts them in order. With a row
+/// per member (a list of variants each, across Spin's interface) the CSV of
+/// 100,000 members needed more than the instance's 64 MiB; with these arrays,
+/// taken apart without a second copy, it peaks at 43 MB (BENCHMARKS.md).
 macro_rules! members_sql {
     ($order:literal) => {
         concat!(
