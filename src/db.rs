@@ -51,40 +51,47 @@ impl<'a> Session<'a> {
     pub fn query(&self, sql: &str, parameters: &[ParameterValue]) -> Result<RowSet, AppError> {
         self.connection
             .query(sql, parameters)
-            .map_err(|err| classify(err, |detail| self.settings.redact(detail)))
+            .map_err(|err| self.describe(err))
     }
 }
 
-/// Run a report from where `report_source` says: the rollups, `tokens`, or
-/// (`auto`) the rollups and `tokens` where they cannot be read.
+/// Run a parameterless report (the legacy ones) on a connection of its own.
 pub fn query_report(
     settings: &DbSettings,
     timeout: Duration,
     report: &ReportSql,
 ) -> Result<RowSet, AppError> {
-    let describe = |err: PgError| classify(err, |detail| settings.redact(detail));
-    let connection = Connection::open(&settings.address(timeout)).map_err(describe)?;
-    let sql = match settings.report_source {
-        ReportSource::Tokens => report.tokens,
-        ReportSource::Rollups => report.rollups,
-        ReportSource::Auto => return query_rollups_or_tokens(&connection, report, describe),
-    };
-    connection.query(sql, &[]).map_err(describe)
+    Session::open(settings, timeout)?.query_report(report, &[])
 }
 
-/// The rollups, or `tokens` where they cannot be read, which the log then says (once).
-fn query_rollups_or_tokens(
-    connection: &Connection,
-    report: &ReportSql,
-    describe: impl Fn(PgError) -> AppError,
-) -> Result<RowSet, AppError> {
-    match connection.query(report.rollups, &[]) {
-        Err(PgError::QueryFailed(QueryError::DbError(db))) if rollups_unavailable(&db.code) => {
-            let cause = db_error_detail(&db.severity, &db.code, &db.message);
-            notice::warn_once("rollups-unavailable", &rollups_unavailable_notice(&cause));
-            connection.query(report.tokens, &[]).map_err(describe)
-        }
-        result => result.map_err(describe),
+impl Session<'_> {
+    /// Run a report from where `report_source` says: the rollups, `tokens`,
+    /// or (`auto`) the rollups and `tokens` where they cannot be read, which
+    /// the log then says (once).
+    pub fn query_report(
+        &self,
+        report: &ReportSql,
+        parameters: &[ParameterValue],
+    ) -> Result<RowSet, AppError> {
+        let sql = match self.settings.report_source {
+            ReportSource::Tokens => report.tokens,
+            ReportSource::Rollups => report.rollups,
+            ReportSource::Auto => match self.connection.query(report.rollups, parameters) {
+                Err(PgError::QueryFailed(QueryError::DbError(db)))
+                    if rollups_unavailable(&db.code) =>
+                {
+                    let cause = db_error_detail(&db.severity, &db.code, &db.message);
+                    notice::warn_once("rollups-unavailable", &rollups_unavailable_notice(&cause));
+                    report.tokens
+                }
+                result => return result.map_err(|err| self.describe(err)),
+            },
+        };
+        self.query(sql, parameters)
+    }
+
+    fn describe(&self, err: PgError) -> AppError {
+        classify(err, |detail| self.settings.redact(detail))
     }
 }
 

@@ -1,8 +1,9 @@
--- Report rollups: per-day used-token counts and per-user token counts of the
--- tokens created before a boundary (closed time), so that the analytics
--- reports read a few thousand (daily) or one-per-user (user visits) rows, plus
--- the few tokens of open time (the last hour or two), instead of scanning
--- `tokens`. The boundary moves forward by analytics.close_rollups(), which a
+-- Report rollups: per-day used-token counts, per-user token counts and
+-- per-15-minute token counts of the tokens created before a boundary (closed
+-- time), and members per 15 minutes of joined_at, so that the analytics
+-- reports read a few thousand (daily), one-per-user (user visits) or
+-- one-per-quarter-hour (v2 usage) rows, plus the few tokens of open time (the
+-- last hour or two), instead of scanning `tokens`. The boundary moves forward by analytics.close_rollups(), which a
 -- CronJob calls (deployment/rollups-close.yaml); until it does, the open time
 -- grows and the reports slow down, but they stay exact.
 --
@@ -23,7 +24,7 @@ BEGIN;
 -- Writers wait while the counts are rebuilt, so that none is counted twice
 -- (in the backfill and by a trigger) or missed. Readers are not blocked. This
 -- is the lock CREATE TRIGGER takes anyway, taken first to avoid an upgrade.
-LOCK TABLE tokens IN SHARE ROW EXCLUSIVE MODE;
+LOCK TABLE tokens, users IN SHARE ROW EXCLUSIVE MODE;
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
@@ -50,6 +51,42 @@ CREATE TABLE IF NOT EXISTS analytics.user_tokens (
     CONSTRAINT user_tokens_pk PRIMARY KEY (user_id)
 ) WITH (fillfactor = 50);
 
+-- The v2 usage report's counts, per 15 minutes of UTC: tokens of closed time
+-- (issued, and used) and members (by joined_at, all of them: members are
+-- written rarely, so their triggers have no boundary). `slot` is the UTC time
+-- at which the quarter hour starts, from the timestamp read in the zone the
+-- API writes in (rollup_boundary.db_timezone), as the report reads it. Every
+-- zone's offset and midnight in use today is a whole quarter hour from UTC, so
+-- a report in any zone adds up whole slots; where it cannot (a zone's local
+-- mean time before 1900, a midnight that is repeated after a jump back), the
+-- report reads `tokens` and `users` instead (src/v2/usage.rs). Not striped:
+-- only corrections and the hourly closing write them. The counts are in the
+-- primary key's index, so that a report reads them by an index-only scan (on
+-- the pages that VACUUM marked all-visible: autovacuum does it within minutes
+-- of the backfill, and of each hour's few new slots).
+CREATE TABLE IF NOT EXISTS analytics.token_slots (
+    slot          timestamp NOT NULL,
+    tokens_issued bigint    NOT NULL,
+    visits        bigint    NOT NULL,
+    CONSTRAINT token_slots_pk PRIMARY KEY (slot) INCLUDE (tokens_issued, visits)
+) WITH (fillfactor = 50);
+
+CREATE TABLE IF NOT EXISTS analytics.member_slots (
+    slot        timestamp NOT NULL,
+    new_members bigint    NOT NULL,
+    CONSTRAINT member_slots_pk PRIMARY KEY (slot) INCLUDE (new_members)
+) WITH (fillfactor = 50);
+
+-- Small tables that must stay all-visible: vacuumed after every 200 changed
+-- or inserted rows (a fraction of a millisecond's work), not after a fifth of
+-- the table as by default.
+ALTER TABLE analytics.token_slots SET (
+    autovacuum_vacuum_threshold = 200, autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_insert_threshold = 200, autovacuum_vacuum_insert_scale_factor = 0);
+ALTER TABLE analytics.member_slots SET (
+    autovacuum_vacuum_threshold = 200, autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_insert_threshold = 200, autovacuum_vacuum_insert_scale_factor = 0);
+
 -- Rows whose count fell to zero stay (deleting them would race with a
 -- concurrent increment); the reports skip them.
 
@@ -65,6 +102,15 @@ CREATE TABLE IF NOT EXISTS analytics.rollup_boundary (
     tokens_table  regclass  NOT NULL,
     closed_before timestamp NOT NULL CHECK (closed_before <> TIMESTAMP 'infinity')
 );
+-- The API's `users` table, and the zone in which the API writes its
+-- timestamps: the session's TimeZone when this file runs (run it with PGTZ set
+-- to the service's db_timezone). The v2 usage report reads the slots only
+-- when its db_timezone is this zone. Added to a table of an earlier version.
+ALTER TABLE analytics.rollup_boundary
+    ADD COLUMN IF NOT EXISTS users_table regclass NOT NULL DEFAULT 'users'::regclass,
+    ADD COLUMN IF NOT EXISTS db_timezone text NOT NULL DEFAULT current_setting('TimeZone');
+ALTER TABLE analytics.rollup_boundary
+    ALTER COLUMN users_table DROP DEFAULT, ALTER COLUMN db_timezone DROP DEFAULT;
 
 -- Open time is read by created_at, through a BRIN index: tokens are appended
 -- in created_at order, so the open hours are in the last few block ranges,
@@ -124,26 +170,85 @@ BEGIN
 END
 $$;
 
--- Called only for a token of closed time (see the trigger's WHEN).
+-- The slot of token_slots and member_slots for a timestamp written in `zone`:
+-- the start of its quarter hour in UTC. Within a day of PostgreSQL's limits
+-- (where the conversion could leave its range) and at infinity, the timestamp
+-- itself: no report's range reaches there through the slots. A plain SQL
+-- function, so that the bulk counts below inline it.
+CREATE OR REPLACE FUNCTION analytics.utc_slot(written timestamp, zone text)
+RETURNS timestamp LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT CASE
+    WHEN written OPERATOR(pg_catalog.>=) '4713-01-03 00:00:00 BC'::pg_catalog.timestamp
+     AND written OPERATOR(pg_catalog.<) '294276-12-30 00:00:00'::pg_catalog.timestamp
+    THEN pg_catalog.date_bin('00:15:00'::pg_catalog.interval,
+                             pg_catalog.timezone('UTC', pg_catalog.timezone(zone, written)),
+                             '2000-01-01 00:00:00'::pg_catalog.timestamp)
+    ELSE written
+END
+$$;
+
+-- Add `issued` tokens, `used` of them used, to the token slot `slot`.
+CREATE OR REPLACE FUNCTION analytics.add_slot_tokens(slot timestamp, issued bigint, used bigint)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    UPDATE analytics.token_slots AS r
+    SET tokens_issued = r.tokens_issued OPERATOR(pg_catalog.+) issued,
+        visits = r.visits OPERATOR(pg_catalog.+) used
+    WHERE r.slot OPERATOR(pg_catalog.=) add_slot_tokens.slot;
+    IF NOT FOUND THEN
+        INSERT INTO analytics.token_slots AS r VALUES (add_slot_tokens.slot, issued, used)
+        ON CONFLICT ON CONSTRAINT token_slots_pk
+        DO UPDATE SET tokens_issued = r.tokens_issued OPERATOR(pg_catalog.+) issued,
+                      visits = r.visits OPERATOR(pg_catalog.+) used;
+    END IF;
+END
+$$;
+
+-- Add `delta` members to the member slot `slot`.
+CREATE OR REPLACE FUNCTION analytics.add_slot_members(slot timestamp, delta bigint)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    UPDATE analytics.member_slots AS r
+    SET new_members = r.new_members OPERATOR(pg_catalog.+) delta
+    WHERE r.slot OPERATOR(pg_catalog.=) add_slot_members.slot;
+    IF NOT FOUND THEN
+        INSERT INTO analytics.member_slots AS r VALUES (add_slot_members.slot, delta)
+        ON CONFLICT ON CONSTRAINT member_slots_pk
+        DO UPDATE SET new_members = r.new_members OPERATOR(pg_catalog.+) delta;
+    END IF;
+END
+$$;
+
+-- Called only for a token of closed time (see the trigger's WHEN). TG_ARGV[0]
+-- is the zone the API writes in.
 CREATE OR REPLACE FUNCTION analytics.count_inserted_token() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    used boolean := NEW.used_at IS NOT NULL;
 BEGIN
     PERFORM analytics.add_user_tokens(NEW.user_id, 1);
-    IF NEW.used_at IS NOT NULL THEN
+    IF used THEN
         PERFORM analytics.add_used_tokens(NEW.created_at::pg_catalog.date, 1);
     END IF;
+    PERFORM analytics.add_slot_tokens(analytics.utc_slot(NEW.created_at, TG_ARGV[0]),
+                                      1, used::pg_catalog.int4);
     RETURN NULL;
 END
 $$;
 
--- Called only for a token of closed time (see the trigger's WHEN).
+-- Called only for a token of closed time (see the trigger's WHEN). TG_ARGV[0]
+-- is the zone the API writes in.
 CREATE OR REPLACE FUNCTION analytics.count_deleted_token() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    used boolean := OLD.used_at IS NOT NULL;
 BEGIN
     PERFORM analytics.add_user_tokens(OLD.user_id, -1);
-    IF OLD.used_at IS NOT NULL THEN
+    IF used THEN
         PERFORM analytics.add_used_tokens(OLD.created_at::pg_catalog.date, -1);
     END IF;
+    PERFORM analytics.add_slot_tokens(analytics.utc_slot(OLD.created_at, TG_ARGV[0]),
+                                      -1, OPERATOR(pg_catalog.-) used::pg_catalog.int4);
     RETURN NULL;
 END
 $$;
@@ -151,9 +256,9 @@ $$;
 -- Called for updates of a token of closed time, before or after (see the
 -- trigger's WHEN): the counts of the new row version minus those of the old
 -- one, where each version counts only if it is in closed time; nothing when
--- they are the same. TG_ARGV[0] is the
--- boundary, the same value as the WHEN's literal, in ISO format (which every
--- DateStyle reads).
+-- they are the same. TG_ARGV[0] is the boundary, the same value as the WHEN's
+-- literal, in ISO format (which every DateStyle reads); TG_ARGV[1] the zone
+-- the API writes in.
 CREATE OR REPLACE FUNCTION analytics.count_updated_token() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
@@ -166,7 +271,23 @@ DECLARE
     new_day date := NEW.created_at::pg_catalog.date;
     same_user boolean := OLD.user_id OPERATOR(pg_catalog.=) NEW.user_id;
     same_day boolean := old_day OPERATOR(pg_catalog.=) new_day;
+    same_time boolean := OLD.created_at IS NOT DISTINCT FROM NEW.created_at;
 BEGIN
+    IF old_closed AND new_closed AND same_time THEN
+        IF old_used OPERATOR(pg_catalog.<>) new_used THEN
+            PERFORM analytics.add_slot_tokens(analytics.utc_slot(NEW.created_at, TG_ARGV[1]),
+                0, new_used::pg_catalog.int4 OPERATOR(pg_catalog.-) old_used::pg_catalog.int4);
+        END IF;
+    ELSE
+        IF old_closed THEN
+            PERFORM analytics.add_slot_tokens(analytics.utc_slot(OLD.created_at, TG_ARGV[1]),
+                -1, OPERATOR(pg_catalog.-) old_used::pg_catalog.int4);
+        END IF;
+        IF new_closed THEN
+            PERFORM analytics.add_slot_tokens(analytics.utc_slot(NEW.created_at, TG_ARGV[1]),
+                1, new_used::pg_catalog.int4);
+        END IF;
+    END IF;
     IF old_closed AND NOT (new_closed AND same_user) THEN
         PERFORM analytics.add_user_tokens(OLD.user_id, -1);
     END IF;
@@ -189,7 +310,29 @@ $$;
 CREATE OR REPLACE FUNCTION analytics.forget_truncated_tokens() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
-    TRUNCATE analytics.user_tokens, analytics.daily_used_tokens;
+    TRUNCATE analytics.user_tokens, analytics.daily_used_tokens, analytics.token_slots;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION analytics.forget_truncated_members() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    TRUNCATE analytics.member_slots;
+    RETURN NULL;
+END
+$$;
+
+-- Members, for every write of joined_at. TG_ARGV[0] is the zone the API writes in.
+CREATE OR REPLACE FUNCTION analytics.count_member() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        PERFORM analytics.add_slot_members(analytics.utc_slot(OLD.joined_at, TG_ARGV[0]), -1);
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        PERFORM analytics.add_slot_members(analytics.utc_slot(NEW.joined_at, TG_ARGV[0]), 1);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -203,23 +346,34 @@ $$;
 -- more) cost the API's `UPDATE ... SET used_at` a third of its server time,
 -- measured; count_updated_token finds those and does nothing. Updates of the
 -- `token` column alone queue nothing (UPDATE OF).
+-- The members' triggers (every write of joined_at) are recreated with them,
+-- with the zone of analytics.rollup_boundary as their argument.
 CREATE OR REPLACE FUNCTION analytics.install_rollup_triggers(tokens regclass, boundary timestamp)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' AS $$
+DECLARE
+    members regclass;
+    zone text;
 BEGIN
+    SELECT b.users_table, b.db_timezone INTO STRICT members, zone
+    FROM analytics.rollup_boundary AS b;
     EXECUTE format(
         'CREATE OR REPLACE TRIGGER analytics_count_inserted_token AFTER INSERT ON %s
          FOR EACH ROW WHEN (NEW.created_at < %L::timestamp)
-         EXECUTE FUNCTION analytics.count_inserted_token()', tokens, boundary);
+         EXECUTE FUNCTION analytics.count_inserted_token(%L)', tokens, boundary, zone);
     EXECUTE format(
         'CREATE OR REPLACE TRIGGER analytics_count_deleted_token AFTER DELETE ON %s
          FOR EACH ROW WHEN (OLD.created_at < %L::timestamp)
-         EXECUTE FUNCTION analytics.count_deleted_token()', tokens, boundary);
+         EXECUTE FUNCTION analytics.count_deleted_token(%L)', tokens, boundary, zone);
     EXECUTE format(
         'CREATE OR REPLACE TRIGGER analytics_count_updated_token
          AFTER UPDATE OF user_id, created_at, used_at ON %1$s
          FOR EACH ROW WHEN (OLD.created_at < %2$L::timestamp OR NEW.created_at < %2$L::timestamp)
-         EXECUTE FUNCTION analytics.count_updated_token(%2$L)', tokens, boundary);
+         EXECUTE FUNCTION analytics.count_updated_token(%2$L, %3$L)', tokens, boundary, zone);
+    EXECUTE format(
+        'CREATE OR REPLACE TRIGGER analytics_count_member
+         AFTER INSERT OR DELETE OR UPDATE OF joined_at ON %s
+         FOR EACH ROW EXECUTE FUNCTION analytics.count_member(%L)', members, zone);
 END
 $$;
 
@@ -233,6 +387,7 @@ RETURNS timestamp LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     tokens regclass;
+    zone text;
     boundary timestamp;
     sign bigint;
     low timestamp;
@@ -247,7 +402,8 @@ BEGIN
         RAISE EXCEPTION 'move the rollup boundary in a read committed transaction'
             USING ERRCODE = 'invalid_transaction_state';
     END IF;
-    SELECT b.tokens_table INTO STRICT tokens FROM analytics.rollup_boundary AS b;
+    SELECT b.tokens_table, b.db_timezone INTO STRICT tokens, zone
+    FROM analytics.rollup_boundary AS b;
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tokens);
     SELECT b.closed_before INTO STRICT boundary FROM analytics.rollup_boundary AS b FOR UPDATE;
     IF target = boundary THEN
@@ -271,6 +427,14 @@ BEGIN
          ON CONFLICT ON CONSTRAINT daily_used_tokens_pk
          DO UPDATE SET visits = r.visits + excluded.visits', tokens)
     USING sign, low, high;
+    EXECUTE format(
+        'INSERT INTO analytics.token_slots AS r (slot, tokens_issued, visits)
+         SELECT analytics.utc_slot(created_at, $4), $1 * count(*), $1 * count(used_at) FROM %s
+         WHERE created_at >= $2 AND created_at < $3 GROUP BY 1
+         ON CONFLICT ON CONSTRAINT token_slots_pk
+         DO UPDATE SET tokens_issued = r.tokens_issued + excluded.tokens_issued,
+                       visits = r.visits + excluded.visits', tokens)
+    USING sign, low, high, zone;
     UPDATE analytics.rollup_boundary SET closed_before = target;
     PERFORM analytics.install_rollup_triggers(tokens, target);
     RETURN target;
@@ -307,6 +471,8 @@ $$;
 -- service's role by deployment/postgres/readonly-role.sql.
 REVOKE EXECUTE ON FUNCTION analytics.add_user_tokens(integer, bigint),
     analytics.add_used_tokens(date, bigint),
+    analytics.add_slot_tokens(timestamp, bigint, bigint),
+    analytics.add_slot_members(timestamp, bigint),
     analytics.install_rollup_triggers(regclass, timestamp),
     analytics.move_rollup_boundary(timestamp),
     analytics.close_rollups() FROM PUBLIC;
@@ -314,21 +480,31 @@ REVOKE EXECUTE ON FUNCTION analytics.add_user_tokens(integer, bigint),
 CREATE OR REPLACE TRIGGER analytics_forget_truncated_tokens
     AFTER TRUNCATE ON tokens
     FOR EACH STATEMENT EXECUTE FUNCTION analytics.forget_truncated_tokens();
+CREATE OR REPLACE TRIGGER analytics_forget_truncated_members
+    AFTER TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION analytics.forget_truncated_members();
 
 -- Backfill (or rebuild): nothing closed, then close time up to the previous
--- hour, which counts every token created before it.
+-- hour, which counts every token created before it; every member.
 DELETE FROM analytics.user_tokens;
 DELETE FROM analytics.daily_used_tokens;
-INSERT INTO analytics.rollup_boundary (tokens_table, closed_before)
-VALUES ('tokens'::regclass, TIMESTAMP '-infinity')
+DELETE FROM analytics.token_slots;
+DELETE FROM analytics.member_slots;
+INSERT INTO analytics.rollup_boundary (tokens_table, closed_before, users_table, db_timezone)
+VALUES ('tokens'::regclass, TIMESTAMP '-infinity', 'users'::regclass, current_setting('TimeZone'))
 ON CONFLICT (only_row) DO UPDATE
-SET tokens_table = excluded.tokens_table, closed_before = excluded.closed_before;
+SET tokens_table = excluded.tokens_table, closed_before = excluded.closed_before,
+    users_table = excluded.users_table, db_timezone = excluded.db_timezone;
+INSERT INTO analytics.member_slots (slot, new_members)
+SELECT analytics.utc_slot(joined_at, current_setting('TimeZone')), count(*) FROM users GROUP BY 1;
 SELECT analytics.install_rollup_triggers('tokens'::regclass, TIMESTAMP '-infinity');
 SELECT analytics.close_rollups();
 
 -- The report queries plan with fresh statistics from the first read.
 ANALYZE analytics.user_tokens;
 ANALYZE analytics.daily_used_tokens;
+ANALYZE analytics.token_slots;
+ANALYZE analytics.member_slots;
 ANALYZE analytics.rollup_boundary;
 
 COMMIT;

@@ -20,7 +20,8 @@ use crate::v2::representation::{Preferences, Representation};
 use crate::v2::routes::{self, Dispatch, Report, Route, ALLOWED_METHODS};
 use crate::v2::settings::ReportSettings;
 use crate::v2::table;
-use crate::v2::usage::{UsageReport, UsageRequest, USAGE_SQL};
+use crate::v2::usage::{UsageReport, UsageRequest};
+use crate::v2::usage_sql::usage_sql;
 
 pub fn handle(req: &Request) -> Response {
     match routes::dispatch(&req.method().to_string(), req.path()) {
@@ -62,7 +63,9 @@ fn usage(settings: &ReportSettings, req: &Request) -> Result<Representation, Pro
     let session = db::Session::open(&db, REPORT_TIMEOUT).map_err(failed)?;
     let query = request.resolve(today(&session, &request.period)?)?;
     let parameters = query.sql_parameters(settings.db_timezone, None);
-    let rows = session.query(USAGE_SQL, &parameters).map_err(failed)?;
+    let rows = session
+        .query_report(&usage_sql(query.measures), &parameters)
+        .map_err(failed)?;
     let report = UsageReport::from_rows(&query, &rows).map_err(failed)?;
     let (body, filename) = match format {
         Format::Json => (json_line(&report).map_err(failed)?, None),
@@ -135,7 +138,9 @@ fn member(
         )));
     };
     let parameters = usage.sql_parameters(settings.db_timezone, Some(member_id));
-    let rows = session.query(USAGE_SQL, &parameters).map_err(failed)?;
+    let rows = session
+        .query_report(&usage_sql(usage.measures), &parameters)
+        .map_err(failed)?;
     let series = UsageReport::from_rows(&usage, &rows).map_err(failed)?;
     let (body, filename) = match format {
         Format::Json => (

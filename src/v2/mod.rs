@@ -3,7 +3,8 @@
 //!
 //! A request flows from `routes` (which resource) through `access` (the API
 //! key), `params` (the query, with `period` for its calendar) to the report's
-//! own module (`usage`, `members`: its SQL and its rows as a report;
+//! own module (`usage` with `measures` and `usage_sql`, `members`: its SQL
+//! and its rows as a report;
 //! `local_time` shows timestamps in the report's zone), and out through
 //! `negotiate` (JSON or CSV, and the coding) and `representation` (ETag, 304,
 //! caching, compression) as JSON or `table` (CSV), or as a `problem`.
@@ -12,6 +13,7 @@
 
 pub mod access;
 pub mod local_time;
+pub mod measures;
 pub mod members;
 pub mod negotiate;
 pub mod params;
@@ -22,6 +24,7 @@ pub mod routes;
 pub mod settings;
 pub mod table;
 pub mod usage;
+pub mod usage_sql;
 pub mod zones;
 
 #[cfg(target_arch = "wasm32")]

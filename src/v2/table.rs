@@ -7,17 +7,9 @@
 use std::borrow::Cow;
 
 use crate::errors::AppError;
+use crate::v2::measures::Measure;
 use crate::v2::members::MemberRow;
 use crate::v2::usage::UsageReport;
-
-const USAGE_HEADER: [&str; 6] = [
-    "start",
-    "end",
-    "visits",
-    "tokens_issued",
-    "active_members",
-    "new_members",
-];
 
 const MEMBERS_HEADER: [&str; 7] = [
     "member_id",
@@ -29,22 +21,26 @@ const MEMBERS_HEADER: [&str; 7] = [
     "last_visit",
 ];
 
-/// One row per bucket.
+/// One row per bucket: its start and end, then the figures `fields` chose.
 pub fn usage_csv(report: &UsageReport) -> Result<Vec<u8>, AppError> {
     let mut table = writer(Vec::new());
-    table.write_record(USAGE_HEADER).map_err(failed)?;
+    let header = ["start", "end"]
+        .into_iter()
+        .chain(report.fields.iter().copied());
+    table.write_record(header).map_err(failed)?;
     for bucket in &report.buckets {
-        let counts = &bucket.counts;
+        let figures = Measure::ALL
+            .into_iter()
+            .filter_map(|measure| bucket.counts.get(measure))
+            .map(|figure| Cow::Owned(figure.to_string()));
         write(
             &mut table,
             [
-                Cow::Borrowed(&bucket.start),
-                Cow::Borrowed(&bucket.end),
-                Cow::Owned(counts.visits.to_string()),
-                Cow::Owned(counts.tokens_issued.to_string()),
-                Cow::Owned(counts.active_members.to_string()),
-                Cow::Owned(counts.new_members.to_string()),
-            ],
+                Cow::Borrowed(bucket.start.as_str()),
+                Cow::Borrowed(bucket.end.as_str()),
+            ]
+            .into_iter()
+            .chain(figures),
         )?;
     }
     finish(table)
@@ -93,13 +89,15 @@ pub fn members_csv(members: Vec<MemberRow>) -> Result<Vec<u8>, AppError> {
     finish(table)
 }
 
-fn write<const N: usize>(
+fn write<'a>(
     table: &mut csv::Writer<Vec<u8>>,
-    fields: [Cow<'_, str>; N],
+    fields: impl IntoIterator<Item = Cow<'a, str>>,
 ) -> Result<(), AppError> {
-    table
-        .write_record(fields.iter().map(|field| field.as_bytes()))
-        .map_err(failed)
+    for field in fields {
+        table.write_field(field.as_bytes()).map_err(failed)?;
+    }
+    // An empty record ends the one written field by field.
+    table.write_record(None::<&[u8]>).map_err(failed)
 }
 
 fn writer(output: Vec<u8>) -> csv::Writer<Vec<u8>> {

@@ -7,7 +7,8 @@
 //! hours that daylight saving repeats or skips. Comparing local dates instead of
 //! instants keeps a day whole even where its midnight is repeated or missing.
 //! One query counts every bucket and the totals (`GROUPING SETS`), so a report
-//! costs one round trip after Spin's prepare.
+//! costs one round trip after Spin's prepare; `fields` chooses the figures
+//! (`measures`), and which query reads them (`usage_sql`).
 
 use std::collections::BTreeMap;
 
@@ -17,62 +18,22 @@ use serde::Serialize;
 use spin_sdk::pg4::{DbValue, ParameterValue, RowSet};
 
 use crate::errors::AppError;
+use crate::v2::measures::{Counts, Measures};
 use crate::v2::negotiate::Format;
 use crate::v2::params::{check_buckets, Params, PeriodRequest, ReportPeriod};
 use crate::v2::period::{epoch_days, Granularity, WeekStart};
 use crate::v2::problem::Problem;
 
 /// The query parameters that `usage` accepts.
-pub const PARAMETERS: &[&str] = &["from", "to", "tz", "granularity", "week_start", "format"];
-
-/// The counts per bucket. Parameters: `$1` the bucket bounds as days since
-/// 1970-01-01 (`int4[]`), `$2` the report's zone, `$3` the database's zone, `$4`
-/// one member to count alone, or NULL for all.
-/// Bucket 0 is the whole range. Rows are read in a window of the bounds'
-/// wall-clock dates widened by two days, wider than any two zones' offsets
-/// differ, so that an index on the timestamp can serve it.
-pub const USAGE_SQL: &str = "WITH edges AS (
-  SELECT array_agg(DATE '1970-01-01' + day ORDER BY n) AS day
-  FROM unnest($1::int4[]) WITH ORDINALITY AS e(day, n)
-),
-span AS (
-  SELECT day, cardinality(day) - 1 AS buckets,
-         (day[1] - 2)::timestamp AS low, (day[cardinality(day)] + 2)::timestamp AS high
-  FROM edges
-),
-issued AS (
-  SELECT width_bucket(((t.created_at AT TIME ZONE $3::text) AT TIME ZONE $2::text)::date, s.day)
-           AS bucket,
-         s.buckets, t.user_id, t.used_at IS NOT NULL AS used
-  FROM span s JOIN tokens t ON t.created_at >= s.low AND t.created_at < s.high
-  WHERE $4::int4 IS NULL OR t.user_id = $4::int4
-),
-token_counts AS (
-  SELECT COALESCE(bucket, 0) AS bucket,
-         COUNT(*) FILTER (WHERE used) AS visits,
-         COUNT(*) AS tokens_issued,
-         COUNT(DISTINCT user_id) FILTER (WHERE used) AS active_members
-  FROM issued WHERE bucket BETWEEN 1 AND buckets
-  GROUP BY GROUPING SETS ((bucket), ())
-),
-joined AS (
-  SELECT width_bucket(((u.joined_at AT TIME ZONE $3::text) AT TIME ZONE $2::text)::date, s.day)
-           AS bucket,
-         s.buckets
-  FROM span s JOIN users u ON u.joined_at >= s.low AND u.joined_at < s.high
-  WHERE $4::int4 IS NULL OR u.id = $4::int4
-),
-member_counts AS (
-  SELECT COALESCE(bucket, 0) AS bucket, COUNT(*) AS new_members
-  FROM joined WHERE bucket BETWEEN 1 AND buckets
-  GROUP BY GROUPING SETS ((bucket), ())
-)
-SELECT COALESCE(t.bucket, m.bucket)::int4 AS bucket,
-       COALESCE(t.visits, 0)::int8 AS visits,
-       COALESCE(t.tokens_issued, 0)::int8 AS tokens_issued,
-       COALESCE(t.active_members, 0)::int8 AS active_members,
-       COALESCE(m.new_members, 0)::int8 AS new_members
-FROM token_counts t FULL JOIN member_counts m ON t.bucket = m.bucket";
+pub const PARAMETERS: &[&str] = &[
+    "from",
+    "to",
+    "tz",
+    "granularity",
+    "week_start",
+    "fields",
+    "format",
+];
 
 /// A usage request's parameters, before its range is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +41,8 @@ pub struct UsageRequest {
     pub period: PeriodRequest,
     pub granularity: Granularity,
     pub week_start: WeekStart,
+    /// `fields`: the figures of each bucket, by default all.
+    pub measures: Measures,
     /// `format`, which overrides `Accept`.
     pub format: Option<Format>,
 }
@@ -89,6 +52,7 @@ impl UsageRequest {
         let mut params = Params::parse(query, PARAMETERS);
         let period = params.period(default_tz);
         let buckets = params.buckets();
+        let measures = params.choice("fields", Measures::parse, Measures::NAMES);
         let format = params.choice("format", Format::parse, Format::NAMES);
         let request = (|| {
             let (granularity, week_start) = buckets?;
@@ -96,6 +60,7 @@ impl UsageRequest {
                 period: period?,
                 granularity,
                 week_start,
+                measures: measures?.unwrap_or(Measures::ALL),
                 format: format?,
             })
         })();
@@ -110,16 +75,18 @@ impl UsageRequest {
             period,
             granularity: self.granularity,
             week_start: self.week_start,
+            measures: self.measures,
         })
     }
 }
 
-/// A usage query: its range, zone and buckets.
+/// A usage query: its range, zone, buckets and figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageQuery {
     pub period: ReportPeriod,
     pub granularity: Granularity,
     pub week_start: WeekStart,
+    pub measures: Measures,
 }
 
 impl UsageQuery {
@@ -141,7 +108,7 @@ impl UsageQuery {
             .bucket_bounds(self.granularity, self.week_start)
     }
 
-    /// [`USAGE_SQL`]'s parameters; `member` counts one member alone.
+    /// The parameters of the `usage_sql` queries; `member` counts one member alone.
     pub fn sql_parameters(&self, db_timezone: Tz, member: Option<i32>) -> Vec<ParameterValue> {
         let days = self
             .bounds()
@@ -155,18 +122,6 @@ impl UsageQuery {
             member.map_or(ParameterValue::DbNull, ParameterValue::Int32),
         ]
     }
-}
-
-/// The counts of one bucket or of the whole range.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    /// Used tokens created in the bucket (the legacy reports' visits).
-    pub visits: i64,
-    pub tokens_issued: i64,
-    /// Distinct members with a used token in the bucket.
-    pub active_members: i64,
-    /// Members whose `joined_at` falls in the bucket.
-    pub new_members: i64,
 }
 
 /// One bucket: `[start, end)` in local dates.
@@ -186,24 +141,19 @@ pub struct UsageReport {
     pub to: String,
     pub granularity: &'static str,
     pub week_start: &'static str,
+    /// The figures each bucket holds, as `fields` chose them.
+    pub fields: Vec<&'static str>,
     pub buckets: Vec<Bucket>,
     /// Over the whole range: `active_members` counts each member once.
     pub totals: Counts,
 }
 
 impl UsageReport {
-    /// The report from [`USAGE_SQL`]'s rows: every bucket, with zeros where no row is.
+    /// The report from the rows of a `usage_sql` query: every bucket, with
+    /// zeros where no row is. Column 1 + i holds the i-th of `Measure::ALL`.
     pub fn from_rows(query: &UsageQuery, rows: &RowSet) -> Result<UsageReport, AppError> {
         let mut counts: BTreeMap<i32, Counts> = BTreeMap::new();
         for row in &rows.rows {
-            let number = |index: usize| -> Result<i64, AppError> {
-                match row.get(index) {
-                    Some(DbValue::Int64(value)) => Ok(*value),
-                    other => Err(AppError::Data(format!(
-                        "usage column {index} holds {other:?}, not an int8"
-                    ))),
-                }
-            };
             let bucket = match row.first() {
                 Some(DbValue::Int32(bucket)) => *bucket,
                 other => {
@@ -212,16 +162,21 @@ impl UsageReport {
                     )))
                 }
             };
-            counts.insert(
-                bucket,
-                Counts {
-                    visits: number(1)?,
-                    tokens_issued: number(2)?,
-                    active_members: number(3)?,
-                    new_members: number(4)?,
-                },
-            );
+            let mut figures = Counts::default();
+            for measure in query.measures.iter() {
+                let index = 1 + measure.position();
+                match row.get(index) {
+                    Some(DbValue::Int64(value)) => figures.set(measure, *value),
+                    other => {
+                        return Err(AppError::Data(format!(
+                            "usage column {index} holds {other:?}, not an int8"
+                        )))
+                    }
+                }
+            }
+            counts.insert(bucket, figures);
         }
+        let zero = Counts::zero(query.measures);
         let bounds = query.bounds();
         let buckets = bounds
             .windows(2)
@@ -229,7 +184,7 @@ impl UsageReport {
             .map(|(pair, number)| Bucket {
                 start: pair[0].to_string(),
                 end: pair[1].to_string(),
-                counts: counts.get(&number).copied().unwrap_or_default(),
+                counts: counts.get(&number).copied().unwrap_or(zero),
             })
             .collect();
         Ok(UsageReport {
@@ -238,8 +193,9 @@ impl UsageReport {
             to: query.period.range.to.to_string(),
             granularity: query.granularity.as_str(),
             week_start: query.week_start.as_str(),
+            fields: query.measures.names(),
             buckets,
-            totals: counts.get(&0).copied().unwrap_or_default(),
+            totals: counts.get(&0).copied().unwrap_or(zero),
         })
     }
 }
@@ -288,10 +244,10 @@ mod tests {
         assert_eq!(report.tz, "Asia/Kathmandu");
         let starts: Vec<&str> = report.buckets.iter().map(|b| b.start.as_str()).collect();
         assert_eq!(starts, ["2024-01-01", "2024-01-02", "2024-01-03"]);
-        assert_eq!(report.buckets[0].counts, Counts::default());
-        assert_eq!(report.buckets[1].counts.visits, 5);
+        assert_eq!(report.buckets[0].counts, Counts::zero(Measures::ALL));
+        assert_eq!(report.buckets[1].counts.visits, Some(5));
         assert_eq!(report.buckets[2].end, "2024-01-04");
-        assert_eq!(report.totals.tokens_issued, 9);
+        assert_eq!(report.totals.tokens_issued, Some(9));
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(
             json["buckets"][1],
@@ -304,8 +260,34 @@ mod tests {
     fn an_empty_range_has_zero_totals() {
         let query = query("granularity=week");
         let report = UsageReport::from_rows(&query, &rows(&[])).unwrap();
-        assert_eq!(report.totals, Counts::default());
+        assert_eq!(report.totals, Counts::zero(Measures::ALL));
         assert_eq!(report.buckets.len(), 5);
+    }
+
+    #[test]
+    fn fields_choose_the_figures_and_only_theirs_are_read() {
+        let query = query("from=2024-01-01&to=2024-01-03&fields=new_members,visits");
+        let mut set = rows(&[[1, 4, 6, 0, 2], [0, 4, 6, 0, 2]]);
+        // Over the rollups, active_members is NULL.
+        for row in &mut set.rows {
+            row[3] = DbValue::DbNull;
+        }
+        let report = UsageReport::from_rows(&query, &set).unwrap();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["fields"], serde_json::json!(["visits", "new_members"]));
+        assert_eq!(
+            json["buckets"][0],
+            serde_json::json!({"start": "2024-01-01", "end": "2024-01-02", "visits": 4,
+                               "new_members": 2})
+        );
+        assert_eq!(json["buckets"][1]["visits"], 0);
+        assert_eq!(
+            json["totals"],
+            serde_json::json!({"visits": 4, "new_members": 2})
+        );
+        // A chosen figure that the query left NULL is an error, not a zero.
+        let all = self::query("from=2024-01-01&to=2024-01-03");
+        assert!(UsageReport::from_rows(&all, &set).is_err());
     }
 
     #[test]

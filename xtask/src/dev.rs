@@ -332,7 +332,8 @@ fn set_up_rollups(root: &Path, db: &Cluster, apply: bool) -> Result<()> {
         files.reverse();
     }
     for file in &files {
-        db.psql_file(file, "postgres")?;
+        // In the zone the service reads the data in: its db_timezone, UTC here.
+        db.psql_migration(file, "postgres", "UTC")?;
     }
     let names: Vec<String> = files
         .iter()

@@ -122,8 +122,17 @@ impl Cluster {
     }
 
     pub fn psql_file(&self, file: &Path, database: &str) -> Result<()> {
-        run(self
-            .client("psql", database)?
+        self.run_psql_file(&mut self.client("psql", database)?, file)
+    }
+
+    /// Run a migration of `db/migrations/` as its README says: in a session
+    /// whose zone (PGTZ) is the one the API writes in, `zone`.
+    pub fn psql_migration(&self, file: &Path, database: &str, zone: &str) -> Result<()> {
+        self.run_psql_file(self.client("psql", database)?.env("PGTZ", zone), file)
+    }
+
+    fn run_psql_file(&self, psql: &mut Command, file: &Path) -> Result<()> {
+        run(psql
             .args(["-q", "-v", "ON_ERROR_STOP=1", "-f"])
             .arg(file)
             .stdout(Stdio::null()))

@@ -52,6 +52,23 @@ pub async fn spawn_app_with_random_data(seed: u64, db_timezone: &str) -> TestApp
     spawn_app_setting(db, &[("SPIN_VARIABLE_DB_TIMEZONE", db_timezone)]).await
 }
 
+/// The same, with the rollups migration applied afterwards, its slots counted
+/// in `counted_in` (the usage report reads them only where that is
+/// `db_timezone`), and `variables` set over the app's configuration.
+pub async fn spawn_app_with_random_data_and_rollups(
+    seed: u64,
+    db_timezone: &str,
+    counted_in: &str,
+    variables: &[(&str, &str)],
+) -> TestApp {
+    let db = TestDatabase::new(Data::Schema).await;
+    load_random_data(&db, seed, db_timezone).await;
+    db.apply_rollups_written_in(counted_in).await;
+    let mut variables = variables.to_vec();
+    variables.push(("SPIN_VARIABLE_DB_TIMEZONE", db_timezone));
+    spawn_app_setting(db, &variables).await
+}
+
 async fn load_random_data(db: &TestDatabase, seed: u64, db_timezone: &str) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sql = String::from("ALTER TABLE tokens DROP CONSTRAINT tokens_users_id_fk;\n");

@@ -26,6 +26,10 @@ async fn a_400_names_every_bad_parameter() {
             vec!["colour", "week_start"],
         ),
         ("/api/v2/members/1?limit=5", vec!["limit"]),
+        ("/api/v2/usage?fields=visits,members", vec!["fields"]),
+        ("/api/v2/members/1?fields=visits,", vec!["fields"]),
+        // The member list has no fields.
+        ("/api/v2/members?fields=visits", vec!["fields"]),
     ];
     for (path, parameters) in cases {
         let response = app.get_v2(path).await;

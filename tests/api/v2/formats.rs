@@ -61,6 +61,29 @@ async fn csv_by_accept_or_format_holds_the_json_figures() {
             assert_eq!(*line, expected);
         }
     }
+    // `fields` chooses the columns too, in the report's order.
+    let path = format!("{USAGE}&format=csv&fields=new_members,visits");
+    let (status, _, body) = get(&app, &path, &[]).await;
+    assert_eq!(status, 200, "{path}");
+    let text = String::from_utf8(body).unwrap();
+    let bucket = &json["buckets"][1];
+    assert_eq!(
+        text.split_terminator("\r\n").take(3).last(),
+        Some(
+            format!(
+                "{},{},{},{}",
+                bucket["start"].as_str().unwrap(),
+                bucket["end"].as_str().unwrap(),
+                bucket["visits"],
+                bucket["new_members"]
+            )
+            .as_str()
+        )
+    );
+    assert!(
+        text.starts_with("start,end,visits,new_members\r\n"),
+        "{text}"
+    );
     // The document is JSON only, for any client that takes JSON.
     let (status, _, _) = get(
         &app,

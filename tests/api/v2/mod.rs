@@ -10,4 +10,5 @@ mod errors;
 mod formats;
 mod members;
 mod reference;
+mod slots;
 mod usage;

@@ -1,5 +1,6 @@
 //! The comparison of the reports over the rollups with the original reports,
-//! on a throwaway PostgreSQL 15 of `test_support`.
+//! and of the v2 usage report's slots with `tokens` and `users`, on a
+//! throwaway PostgreSQL 15 of `test_support`.
 
 use tokio_postgres::{Client, IsolationLevel};
 
@@ -7,11 +8,31 @@ use coworking_analytics::reports::{ReportSql, DAILY_USAGE, USER_VISITS};
 
 pub const UP: &str = include_str!("../../../db/migrations/001_report_rollups.up.sql");
 pub const DOWN: &str = include_str!("../../../db/migrations/001_report_rollups.down.sql");
+/// The v2 usage report's slots, as the rollups hold them and as `tokens` and
+/// `users` give them (each report's range adds up slots: src/v2/usage_sql.rs).
+const TOKEN_SLOTS: ReportSql = ReportSql {
+    rollups: "SELECT slot, tokens_issued, visits FROM analytics.token_slots \
+              WHERE tokens_issued <> 0 OR visits <> 0",
+    tokens: "SELECT analytics.utc_slot(t.created_at, b.db_timezone) AS slot, \
+             count(*)::int8 AS tokens_issued, count(t.used_at)::int8 AS visits \
+             FROM tokens t, analytics.rollup_boundary b WHERE t.created_at < b.closed_before \
+             GROUP BY 1",
+};
+const MEMBER_SLOTS: ReportSql = ReportSql {
+    rollups: "SELECT slot, new_members FROM analytics.member_slots WHERE new_members <> 0",
+    tokens: "SELECT analytics.utc_slot(u.joined_at, b.db_timezone) AS slot, \
+             count(*)::int8 AS new_members \
+             FROM users u, analytics.rollup_boundary b GROUP BY 1",
+};
+const SLOT_ENTRIES: &str = "SELECT result::text FROM ({}) AS result ORDER BY 1";
+
 /// Each report's two queries, as the component runs them: over `tokens` (the
 /// Flask app's query) and over the rollups; and how to list a result's entries
 /// as text, one per row, in a set order (`{}`: the report's query). The user
 /// visits report is one row of arrays in no set order: one entry per user.
-const REPORTS: [(&str, ReportSql, &str); 2] = [
+/// The slots of the v2 usage report, which it reads with parameters, are
+/// compared whole.
+const REPORTS: [(&str, ReportSql, &str); 4] = [
     (
         "daily usage",
         DAILY_USAGE,
@@ -24,6 +45,8 @@ const REPORTS: [(&str, ReportSql, &str); 2] = [
          unnest(result.user_ids, result.visits, result.joined_days, result.joined_times) \
          AS entry(id, visits, days, micros) ORDER BY entry.id",
     ),
+    ("token slots", TOKEN_SLOTS, SLOT_ENTRIES),
+    ("member slots", MEMBER_SLOTS, SLOT_ENTRIES),
 ];
 
 /// Compare both reports, computed both ways, within one snapshot: what any

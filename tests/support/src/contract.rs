@@ -221,7 +221,8 @@ mod tests {
     #[test]
     fn a_documented_answer_passes() {
         let report = r#"{"tz":"UTC","from":"2024-01-01","to":"2024-01-02","granularity":"day",
-            "week_start":"monday","buckets":[{"start":"2024-01-01","end":"2024-01-02","visits":1,
+            "week_start":"monday","fields":["visits","tokens_issued","active_members","new_members"],
+            "buckets":[{"start":"2024-01-01","end":"2024-01-02","visits":1,
             "tokens_issued":2,"active_members":1,"new_members":0}],
             "totals":{"visits":1,"tokens_issued":2,"active_members":1,"new_members":0}}"#;
         check_json("/api/v2/usage?tz=UTC", 200, report);

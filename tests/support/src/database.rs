@@ -118,9 +118,17 @@ impl TestDatabase {
 
     /// Apply the report rollups migration of `db/migrations/`.
     pub async fn apply_rollups(&self) {
-        let up = project_root().join("db/migrations/001_report_rollups.up.sql");
-        self.execute(&std::fs::read_to_string(up).expect("read the rollups migration"))
-            .await;
+        self.execute(&rollups_migration()).await;
+    }
+
+    /// Apply the report rollups migration as its README says, with the
+    /// session's zone (PGTZ) the one in which the API writes: `zone`.
+    pub async fn apply_rollups_written_in(&self, zone: &str) {
+        self.execute(&format!(
+            "SET TimeZone = '{zone}';\n{}",
+            rollups_migration()
+        ))
+        .await;
     }
 
     pub async fn execute(&self, sql: &str) {
@@ -264,4 +272,9 @@ pub fn as_postgres_user(program: &Path) -> Command {
     } else {
         Command::new(program)
     }
+}
+
+fn rollups_migration() -> String {
+    let up = project_root().join("db/migrations/001_report_rollups.up.sql");
+    std::fs::read_to_string(up).expect("read the rollups migration")
 }

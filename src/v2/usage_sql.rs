@@ -1,0 +1,182 @@
+//! The usage report's SQL: over `tokens` and `users`, and over the rollups of
+//! `db/migrations/001_report_rollups.up.sql` (15-minute slots of UTC, plus the
+//! tokens of open time). Both take the same parameters and give the same
+//! columns: `bucket` (0 for the whole range, else 1 to n), `visits`,
+//! `tokens_issued`, `active_members` (NULL over the rollups, which hold no
+//! distinct counts) and `new_members`.
+
+use crate::reports::ReportSql;
+use crate::v2::measures::{Measure, Measures};
+
+/// The usage report's queries for `measures`. Active members are distinct
+/// counts, which no rollup holds: a report with them reads `tokens` either way.
+pub fn usage_sql(measures: Measures) -> ReportSql {
+    if measures.contains(Measure::ActiveMembers) {
+        ReportSql {
+            rollups: USAGE_SQL,
+            tokens: USAGE_SQL,
+        }
+    } else {
+        ReportSql {
+            rollups: USAGE_SLOTS_SQL,
+            tokens: USAGE_SQL,
+        }
+    }
+}
+
+/// The counts per bucket. Parameters: `$1` the bucket bounds as days since
+/// 1970-01-01 (`int4[]`), `$2` the report's zone, `$3` the database's zone, `$4`
+/// one member to count alone, or NULL for all.
+/// Bucket 0 is the whole range. Rows are read in a window of the bounds'
+/// wall-clock dates widened by two days, wider than any two zones' offsets
+/// differ, so that an index on the timestamp can serve it.
+pub const USAGE_SQL: &str = "WITH edges AS (
+  SELECT array_agg(DATE '1970-01-01' + day ORDER BY n) AS day
+  FROM unnest($1::int4[]) WITH ORDINALITY AS e(day, n)
+),
+span AS (
+  SELECT day, cardinality(day) - 1 AS buckets,
+         (day[1] - 2)::timestamp AS low, (day[cardinality(day)] + 2)::timestamp AS high
+  FROM edges
+),
+issued AS (
+  SELECT width_bucket(((t.created_at AT TIME ZONE $3::text) AT TIME ZONE $2::text)::date, s.day)
+           AS bucket,
+         s.buckets, t.user_id, t.used_at IS NOT NULL AS used
+  FROM span s JOIN tokens t ON t.created_at >= s.low AND t.created_at < s.high
+  WHERE $4::int4 IS NULL OR t.user_id = $4::int4
+),
+token_counts AS (
+  SELECT COALESCE(bucket, 0) AS bucket,
+         COUNT(*) FILTER (WHERE used) AS visits,
+         COUNT(*) AS tokens_issued,
+         COUNT(DISTINCT user_id) FILTER (WHERE used) AS active_members
+  FROM issued WHERE bucket BETWEEN 1 AND buckets
+  GROUP BY GROUPING SETS ((bucket), ())
+),
+joined AS (
+  SELECT width_bucket(((u.joined_at AT TIME ZONE $3::text) AT TIME ZONE $2::text)::date, s.day)
+           AS bucket,
+         s.buckets
+  FROM span s JOIN users u ON u.joined_at >= s.low AND u.joined_at < s.high
+  WHERE $4::int4 IS NULL OR u.id = $4::int4
+),
+member_counts AS (
+  SELECT COALESCE(bucket, 0) AS bucket, COUNT(*) AS new_members
+  FROM joined WHERE bucket BETWEEN 1 AND buckets
+  GROUP BY GROUPING SETS ((bucket), ())
+)
+SELECT COALESCE(t.bucket, m.bucket)::int4 AS bucket,
+       COALESCE(t.visits, 0)::int8 AS visits,
+       COALESCE(t.tokens_issued, 0)::int8 AS tokens_issued,
+       COALESCE(t.active_members, 0)::int8 AS active_members,
+       COALESCE(m.new_members, 0)::int8 AS new_members
+FROM token_counts t FULL JOIN member_counts m ON t.bucket = m.bucket";
+
+/// The counts per bucket from the rollups, with the same parameters and
+/// columns as [`USAGE_SQL`] (`active_members` NULL).
+///
+/// A bucket of local dates in `$2` is a range of instants, from the first
+/// instant of its first day (`edges.at`) to that of the next bucket. The
+/// first instant is midnight as PostgreSQL reads it, unless the offset changed
+/// in the two hours before (`steady`): where midnight is repeated, PostgreSQL
+/// reads the later one and the day starts at the earlier, which is found among
+/// the shifts zones make (30 minutes, 1 or 2 hours). The slots hold the tokens of closed time and
+/// every member by the UTC quarter hour of their timestamp read in the zone
+/// the API writes in, so a bucket is the sum of the slots within its range
+/// (one index range per bucket: a few dozen rows), exactly when:
+/// - every edge is a whole quarter hour of UTC (it is not in a zone's local
+///   mean time, before 1900), and is where the local date changes;
+/// - no local date comes back after its midnight (a jump back across
+///   midnight, as St. John's made until 2011, repeats the day before);
+/// - the rollups were counted in `$3`, the zone of the service's db_timezone;
+/// - no member was asked for (`$4`), and the range is a day inside the limits
+///   of `analytics.utc_slot`.
+///
+/// Otherwise (`slotted` false) every count is read from `tokens` and `users`
+/// as [`USAGE_SQL`] reads them. Open time (from `closed_before`) is always
+/// read from `tokens`, in the same two-day window.
+pub const USAGE_SLOTS_SQL: &str = "WITH edges AS (
+  SELECT d.n, d.day, e.at AT TIME ZONE 'UTC' AS at,
+         mod(date_part('epoch', e.at)::int8, 900) = 0
+           AND (e.steady
+                OR (((e.at - INTERVAL '1 microsecond') AT TIME ZONE $2::text)::date < d.day
+                    AND (e.at = m.midnight
+                         OR ((m.midnight - INTERVAL '1 microsecond') AT TIME ZONE $2::text)::date
+                            >= d.day)))
+           AND e.at >= TIMESTAMPTZ '4713-01-03 00:00:00+00 BC'
+           AND e.at < TIMESTAMPTZ '294276-12-30 00:00:00+00' AS exact
+  FROM (SELECT n, DATE '1970-01-01' + days AS day
+        FROM unnest($1::int4[]) WITH ORDINALITY AS b(days, n)) AS d
+  CROSS JOIN LATERAL (SELECT d.day::timestamp AT TIME ZONE $2::text AS midnight OFFSET 0) AS m
+  CROSS JOIN LATERAL (
+    SELECT (m.midnight - INTERVAL '2 hours') AT TIME ZONE $2::text = d.day - INTERVAL '2 hours'
+             AS steady
+    OFFSET 0
+  ) AS s
+  CROSS JOIN LATERAL (
+    SELECT s.steady,
+           CASE WHEN s.steady THEN m.midnight
+                ELSE (SELECT min(c.at)
+                      FROM unnest(ARRAY[m.midnight, m.midnight - INTERVAL '30 minutes',
+                                        m.midnight - INTERVAL '1 hour',
+                                        m.midnight - INTERVAL '2 hours']) AS c(at)
+                      WHERE (c.at AT TIME ZONE $2::text)::date >= d.day)
+           END AS at
+    OFFSET 0
+  ) AS e
+),
+reach AS (
+  SELECT day, buckets, slotted,
+         (day[1] - 2)::timestamp AS low, (day[buckets + 1] + 2)::timestamp AS high,
+         CASE WHEN slotted THEN (SELECT closed_before FROM analytics.rollup_boundary)
+              ELSE TIMESTAMP '-infinity' END AS open_from
+  FROM (SELECT array_agg(day ORDER BY n) AS day, count(*)::int4 - 1 AS buckets,
+               $4::int4 IS NULL AND bool_and(exact)
+                 AND (SELECT db_timezone = $3::text FROM analytics.rollup_boundary) AS slotted
+        FROM edges) AS span
+),
+slot_buckets AS (
+  SELECT n AS bucket, at AS low, lead(at) OVER (ORDER BY n) AS high FROM edges
+),
+slotted AS (
+  SELECT b.bucket, t.tokens_issued, t.visits, m.new_members
+  FROM reach r JOIN slot_buckets b ON r.slotted AND b.high IS NOT NULL
+  CROSS JOIN LATERAL (SELECT SUM(s.tokens_issued) AS tokens_issued, SUM(s.visits) AS visits
+                      FROM analytics.token_slots s WHERE s.slot >= b.low AND s.slot < b.high) AS t
+  CROSS JOIN LATERAL (SELECT SUM(s.new_members) AS new_members
+                      FROM analytics.member_slots s WHERE s.slot >= b.low AND s.slot < b.high) AS m
+),
+token_rows AS (
+  SELECT bucket, tokens_issued, visits FROM slotted
+  UNION ALL
+  SELECT width_bucket(((t.created_at AT TIME ZONE $3::text) AT TIME ZONE $2::text)::date, r.day),
+         1, (t.used_at IS NOT NULL)::int4
+  FROM reach r JOIN tokens t
+    ON t.created_at >= greatest(r.low, r.open_from) AND t.created_at < r.high
+  WHERE $4::int4 IS NULL OR t.user_id = $4::int4
+),
+token_counts AS (
+  SELECT COALESCE(bucket, 0) AS bucket, SUM(visits) AS visits, SUM(tokens_issued) AS tokens_issued
+  FROM token_rows, reach WHERE bucket BETWEEN 1 AND buckets
+  GROUP BY GROUPING SETS ((bucket), ())
+),
+member_rows AS (
+  SELECT bucket, new_members FROM slotted
+  UNION ALL
+  SELECT width_bucket(((u.joined_at AT TIME ZONE $3::text) AT TIME ZONE $2::text)::date, r.day), 1
+  FROM reach r JOIN users u
+    ON NOT r.slotted AND u.joined_at >= r.low AND u.joined_at < r.high
+  WHERE $4::int4 IS NULL OR u.id = $4::int4
+),
+member_counts AS (
+  SELECT COALESCE(bucket, 0) AS bucket, SUM(new_members) AS new_members
+  FROM member_rows, reach WHERE bucket BETWEEN 1 AND buckets
+  GROUP BY GROUPING SETS ((bucket), ())
+)
+SELECT COALESCE(t.bucket, m.bucket)::int4 AS bucket,
+       COALESCE(t.visits, 0)::int8 AS visits,
+       COALESCE(t.tokens_issued, 0)::int8 AS tokens_issued,
+       NULL::int8 AS active_members,
+       COALESCE(m.new_members, 0)::int8 AS new_members
+FROM token_counts t FULL JOIN member_counts m ON t.bucket = m.bucket";
