@@ -28,6 +28,9 @@ LOCK TABLE tokens, users IN SHARE ROW EXCLUSIVE MODE;
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
+-- Replaced by a function of four arguments (an earlier version's).
+DROP FUNCTION IF EXISTS analytics.add_user_tokens(integer, bigint);
+
 -- Used tokens of closed time per day of created_at. A day's count is spread
 -- over `slot` stripes (the writing backend's pid modulo 8): concurrent sessions
 -- correcting tokens of the same day mostly update different rows instead of
@@ -44,12 +47,20 @@ CREATE TABLE IF NOT EXISTS analytics.daily_used_tokens (
 -- Tokens of closed time per tokens.user_id, whether or not the user row exists
 -- (the report joins `users` when read, so users changes need no trigger). Not
 -- striped: one user's tokens are rarely written by concurrent sessions, and
--- striping would multiply the rows the user visits report reads.
+-- striping would multiply the rows the user visits report reads. `visits`
+-- counts every token (the legacy user visits report's measure); `used` the
+-- used ones (v2's visits), and `last_used` is the latest created_at of a used
+-- one, NULL when there is none: the v2 member list over a range that starts
+-- before every token reads these instead of `tokens` (src/v2/members_sql.rs).
 CREATE TABLE IF NOT EXISTS analytics.user_tokens (
     user_id integer NOT NULL,
     visits  bigint  NOT NULL,
     CONSTRAINT user_tokens_pk PRIMARY KEY (user_id)
 ) WITH (fillfactor = 50);
+-- Added to a table of an earlier version.
+ALTER TABLE analytics.user_tokens
+    ADD COLUMN IF NOT EXISTS used bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS last_used timestamp;
 
 -- The v2 usage report's counts, per 15 minutes of UTC: tokens of closed time
 -- (issued, and used) and members (by joined_at, all of them: members are
@@ -136,19 +147,65 @@ CREATE INDEX IF NOT EXISTS analytics_tokens_created_at ON tokens
 -- depend on one: every table, function, operator and type is schema-qualified,
 -- and pg_temp is never searched for qualified names.
 
--- Add `delta` to the tokens of `user_id`. An UPDATE first, the cheap path of
--- every write but a user's first token; ON CONFLICT covers two first tokens at once.
-CREATE OR REPLACE FUNCTION analytics.add_user_tokens(user_id integer, delta bigint)
+-- Add `issued` tokens, `used` of them used, to the tokens of `user_id`;
+-- `created_at` is theirs (one token's: `used` is -1, 0 or 1). An UPDATE first,
+-- the cheap path of every write but a user's first token; ON CONFLICT covers
+-- two first tokens at once. A used token added can only move last_used
+-- later; one taken away that was the latest makes find_last_used look again.
+CREATE OR REPLACE FUNCTION analytics.add_user_tokens(
+    user_id integer, issued bigint, used bigint, created_at timestamp)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    latest timestamp;
 BEGIN
     UPDATE analytics.user_tokens AS r
-    SET visits = r.visits OPERATOR(pg_catalog.+) delta
-    WHERE r.user_id OPERATOR(pg_catalog.=) add_user_tokens.user_id;
+    SET visits = r.visits OPERATOR(pg_catalog.+) issued,
+        used = r.used OPERATOR(pg_catalog.+) add_user_tokens.used,
+        last_used = CASE WHEN add_user_tokens.used OPERATOR(pg_catalog.>) 0
+                         THEN GREATEST(r.last_used, add_user_tokens.created_at)
+                         ELSE r.last_used END
+    WHERE r.user_id OPERATOR(pg_catalog.=) add_user_tokens.user_id
+    RETURNING r.last_used INTO latest;
     IF NOT FOUND THEN
-        INSERT INTO analytics.user_tokens AS r VALUES (add_user_tokens.user_id, delta)
+        INSERT INTO analytics.user_tokens AS r (user_id, visits, used, last_used)
+        VALUES (add_user_tokens.user_id, issued, add_user_tokens.used,
+                CASE WHEN add_user_tokens.used OPERATOR(pg_catalog.>) 0
+                     THEN add_user_tokens.created_at END)
         ON CONFLICT ON CONSTRAINT user_tokens_pk
-        DO UPDATE SET visits = r.visits OPERATOR(pg_catalog.+) delta;
+        DO UPDATE SET visits = r.visits OPERATOR(pg_catalog.+) excluded.visits,
+                      used = r.used OPERATOR(pg_catalog.+) excluded.used,
+                      last_used = GREATEST(r.last_used, excluded.last_used)
+        RETURNING r.last_used INTO latest;
     END IF;
+    IF add_user_tokens.used OPERATOR(pg_catalog.<) 0
+       AND latest OPERATOR(pg_catalog.=) add_user_tokens.created_at THEN
+        PERFORM analytics.find_last_used(add_user_tokens.user_id);
+    END IF;
+END
+$$;
+
+-- Sets last_used of `user_id` from `tokens`, after its latest used token was
+-- taken away (by a correction: rare). The user's row is locked by the caller,
+-- and this is a statement of its own, so (read committed) it sees every
+-- change committed before that lock, and this transaction's own, the
+-- current statement's included (it runs in an AFTER trigger); a change not
+-- yet committed waits for the lock and then moves last_used itself.
+CREATE OR REPLACE FUNCTION analytics.find_last_used(user_id integer)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tokens regclass;
+    closed_before timestamp;
+    latest timestamp;
+BEGIN
+    SELECT b.tokens_table, b.closed_before INTO STRICT tokens, closed_before
+    FROM analytics.rollup_boundary AS b;
+    EXECUTE format(
+        'SELECT max(created_at) FROM %s
+         WHERE user_id = $1 AND used_at IS NOT NULL AND created_at < $2', tokens)
+    INTO latest USING find_last_used.user_id, closed_before;
+    UPDATE analytics.user_tokens AS r SET last_used = latest
+    WHERE r.user_id = find_last_used.user_id;
 END
 $$;
 
@@ -226,7 +283,7 @@ LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     used boolean := NEW.used_at IS NOT NULL;
 BEGIN
-    PERFORM analytics.add_user_tokens(NEW.user_id, 1);
+    PERFORM analytics.add_user_tokens(NEW.user_id, 1, used::pg_catalog.int4, NEW.created_at);
     IF used THEN
         PERFORM analytics.add_used_tokens(NEW.created_at::pg_catalog.date, 1);
     END IF;
@@ -243,7 +300,8 @@ LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     used boolean := OLD.used_at IS NOT NULL;
 BEGIN
-    PERFORM analytics.add_user_tokens(OLD.user_id, -1);
+    PERFORM analytics.add_user_tokens(OLD.user_id, -1,
+                                      OPERATOR(pg_catalog.-) used::pg_catalog.int4, OLD.created_at);
     IF used THEN
         PERFORM analytics.add_used_tokens(OLD.created_at::pg_catalog.date, -1);
     END IF;
@@ -288,11 +346,21 @@ BEGIN
                 1, new_used::pg_catalog.int4);
         END IF;
     END IF;
-    IF old_closed AND NOT (new_closed AND same_user) THEN
-        PERFORM analytics.add_user_tokens(OLD.user_id, -1);
-    END IF;
-    IF new_closed AND NOT (old_closed AND same_user) THEN
-        PERFORM analytics.add_user_tokens(NEW.user_id, 1);
+    IF old_closed AND new_closed AND same_user AND (same_time OR NOT (old_used OR new_used)) THEN
+        IF old_used OPERATOR(pg_catalog.<>) new_used THEN
+            PERFORM analytics.add_user_tokens(NEW.user_id, 0,
+                new_used::pg_catalog.int4 OPERATOR(pg_catalog.-) old_used::pg_catalog.int4,
+                NEW.created_at);
+        END IF;
+    ELSE
+        IF old_closed THEN
+            PERFORM analytics.add_user_tokens(OLD.user_id, -1,
+                OPERATOR(pg_catalog.-) old_used::pg_catalog.int4, OLD.created_at);
+        END IF;
+        IF new_closed THEN
+            PERFORM analytics.add_user_tokens(NEW.user_id, 1, new_used::pg_catalog.int4,
+                                              NEW.created_at);
+        END IF;
     END IF;
     IF old_used AND NOT (new_used AND same_day) THEN
         PERFORM analytics.add_used_tokens(old_day, -1);
@@ -413,13 +481,27 @@ BEGIN
     ELSE
         sign := -1; low := target; high := boundary;
     END IF;
+    -- Forward, the latest used token can only become later; back, the users
+    -- whose latest is taken out of closed time look for the one before.
     EXECUTE format(
-        'INSERT INTO analytics.user_tokens AS r (user_id, visits)
-         SELECT user_id, $1 * count(*) FROM %s
+        'INSERT INTO analytics.user_tokens AS r (user_id, visits, used, last_used)
+         SELECT user_id, $1 * count(*), $1 * count(used_at),
+                max(created_at) FILTER (WHERE used_at IS NOT NULL) FROM %s
          WHERE created_at >= $2 AND created_at < $3 GROUP BY user_id
          ON CONFLICT ON CONSTRAINT user_tokens_pk
-         DO UPDATE SET visits = r.visits + excluded.visits', tokens)
+         DO UPDATE SET visits = r.visits + excluded.visits, used = r.used + excluded.used,
+                       last_used = CASE WHEN $1 > 0 THEN GREATEST(r.last_used, excluded.last_used)
+                                        ELSE r.last_used END', tokens)
     USING sign, low, high;
+    IF sign < 0 THEN
+        EXECUTE format(
+            'UPDATE analytics.user_tokens AS r
+             SET last_used = (SELECT max(t.created_at) FROM %s AS t
+                              WHERE t.user_id = r.user_id AND t.used_at IS NOT NULL
+                                AND t.created_at < $1)
+             WHERE r.last_used >= $1', tokens)
+        USING low;
+    END IF;
     EXECUTE format(
         'INSERT INTO analytics.daily_used_tokens AS r (day, slot, visits)
          SELECT created_at::date, 0, $1 * count(*) FROM %s
@@ -469,7 +551,8 @@ $$;
 
 -- Only the owner may move the counts; close_rollups is granted to the
 -- service's role by deployment/postgres/readonly-role.sql.
-REVOKE EXECUTE ON FUNCTION analytics.add_user_tokens(integer, bigint),
+REVOKE EXECUTE ON FUNCTION analytics.add_user_tokens(integer, bigint, bigint, timestamp),
+    analytics.find_last_used(integer),
     analytics.add_used_tokens(date, bigint),
     analytics.add_slot_tokens(timestamp, bigint, bigint),
     analytics.add_slot_members(timestamp, bigint),

@@ -12,12 +12,13 @@ use serde::Serialize;
 use spin_sdk::pg4::{DbValue, ParameterValue, RowSet};
 
 use crate::errors::AppError;
+use crate::reports::ReportSql;
+use crate::v2::members_sql::members_sql;
 use crate::v2::negotiate::Format;
 use crate::v2::params::{Params, PeriodRequest, ReportPeriod};
 use crate::v2::period::epoch_days;
 use crate::v2::problem::Problem;
 use crate::v2::usage::UsageReport;
-use crate::{convertible_sql, local_time_sql};
 
 /// The query parameters of the member list.
 pub const PARAMETERS: &[&str] = &[
@@ -72,102 +73,11 @@ impl Sort {
         Sort::ALL.into_iter().find(|sort| sort.as_str() == text)
     }
 
-    /// The statement that lists members in this order.
-    pub fn sql(self) -> &'static str {
-        match self {
-            Sort::MostVisits => MEMBERS_BY_MOST_VISITS,
-            Sort::FewestVisits => MEMBERS_BY_FEWEST_VISITS,
-            Sort::FirstJoined => MEMBERS_BY_FIRST_JOINED,
-            Sort::LastJoined => MEMBERS_BY_LAST_JOINED,
-            Sort::MemberId => MEMBERS_BY_ID,
-            Sort::LatestVisit => MEMBERS_BY_LATEST_VISIT,
-        }
+    /// The statements that list members in this order.
+    pub fn sql(self) -> ReportSql {
+        members_sql(self)
     }
 }
-
-/// The member list in one order. Parameters: `$1` and `$2` the range's first and
-/// end date as days since 1970-01-01, `$3` the report's zone, `$4` the database's
-/// zone, `$5` whether members without tokens in the range are listed, `$6` a
-/// member id to list alone (or NULL), `$7` the limit and `$8` the offset.
-///
-/// Zones are less than two days apart, so a token created two days or more
-/// inside the range, in the database's time, is in it in any zone: only those
-/// near its ends are converted to the report's zone (at 10 M tokens, all time,
-/// the activity's query in PostgreSQL took 4.0 s instead of 6.3 s, measured
-/// side by side on a busy machine).
-///
-/// One row: the count of all rows, then the page as one array per column (NULL
-/// when the page is empty), aligned, in no set order, with each row's position
-/// in the whole list; `MembersPage::from_rows` puts them in order. With a row
-/// per member (a list of variants each, across Spin's interface) the CSV of
-/// 100,000 members needed more than the instance's 64 MiB; with these arrays,
-/// taken apart without a second copy, it peaks at 43 MB (BENCHMARKS.md).
-macro_rules! members_sql {
-    ($order:literal) => {
-        concat!(
-            "WITH span AS (
-  SELECT DATE '1970-01-01' + $1::int4 AS first_day, DATE '1970-01-01' + $2::int4 AS end_day
-),
-activity AS (
-  SELECT t.user_id,
-         COUNT(*) FILTER (WHERE t.used_at IS NOT NULL) AS visits,
-         COUNT(*) AS tokens_issued,
-         MAX(t.created_at AT TIME ZONE $4::text) FILTER (WHERE t.used_at IS NOT NULL)
-           AS last_visit
-  FROM span s JOIN tokens t
-    ON t.created_at >= (s.first_day - 2)::timestamp AND t.created_at < (s.end_day + 2)::timestamp
-  WHERE ((t.created_at >= (s.first_day + 2)::timestamp AND t.created_at < (s.end_day - 2)::timestamp)
-         OR (((t.created_at AT TIME ZONE $4::text) AT TIME ZONE $3::text)::date >= s.first_day
-             AND ((t.created_at AT TIME ZONE $4::text) AT TIME ZONE $3::text)::date < s.end_day))
-    AND ($6::int4 IS NULL OR t.user_id = $6::int4)
-  GROUP BY t.user_id
-),
-listed AS (
-  SELECT COALESCE(a.user_id, u.id) AS member_id, u.first_name, u.last_name, u.joined_at,
-         CASE WHEN u.joined_at ",
-            convertible_sql!(),
-            " THEN u.joined_at AT TIME ZONE $4::text END
-           AS joined_instant,
-         COALESCE(a.visits, 0) AS visits, COALESCE(a.tokens_issued, 0) AS tokens_issued,
-         a.last_visit
-  FROM activity a FULL JOIN (SELECT * FROM users WHERE $6::int4 IS NULL OR id = $6::int4) u
-    ON u.id = a.user_id
-  WHERE a.user_id IS NOT NULL OR $5::bool
-),
-page AS (
-  SELECT *, row_number() OVER (ORDER BY ",
-            $order,
-            ", member_id) AS position
-  FROM listed
-  ORDER BY ",
-            $order,
-            ", member_id
-  LIMIT $7::int8 OFFSET $8::int8
-)
-SELECT (SELECT COUNT(*)::int8 FROM listed) AS total,
-       array_agg(p.position::int8) AS positions,
-       array_agg(p.member_id::int4) AS member_ids,
-       array_agg(p.first_name::text) AS first_names,
-       array_agg(p.last_name::text) AS last_names,
-       array_agg(",
-            local_time_sql!("p.joined_at", "$4", "$3"),
-            ") AS joined_ats,
-       array_agg(p.visits::int8) AS visits,
-       array_agg(p.tokens_issued::int8) AS tokens_issued,
-       array_agg(",
-            local_time_sql!("(p.last_visit AT TIME ZONE 'UTC')", "'UTC'", "$3"),
-            ") AS last_visits
-FROM page p"
-        )
-    };
-}
-
-const MEMBERS_BY_MOST_VISITS: &str = members_sql!("visits DESC");
-const MEMBERS_BY_FEWEST_VISITS: &str = members_sql!("visits");
-const MEMBERS_BY_FIRST_JOINED: &str = members_sql!("joined_instant NULLS LAST");
-const MEMBERS_BY_LAST_JOINED: &str = members_sql!("joined_instant DESC NULLS LAST");
-const MEMBERS_BY_ID: &str = members_sql!("member_id");
-const MEMBERS_BY_LATEST_VISIT: &str = members_sql!("last_visit DESC NULLS LAST");
 
 /// A member list request's parameters, before its range is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -520,9 +430,11 @@ mod tests {
             assert_eq!(Sort::parse(sort.as_str()), Some(sort));
             assert!(Sort::NAMES.contains(sort.as_str()));
         }
-        let statements: std::collections::HashSet<&str> =
-            Sort::ALL.iter().map(|sort| sort.sql()).collect();
-        assert_eq!(statements.len(), Sort::ALL.len());
+        let statements: std::collections::HashSet<&str> = Sort::ALL
+            .iter()
+            .flat_map(|sort| [sort.sql().rollups, sort.sql().tokens])
+            .collect();
+        assert_eq!(statements.len(), 2 * Sort::ALL.len());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! A request flows from `routes` (which resource) through `access` (the API
 //! key), `params` (the query, with `period` for its calendar) to the report's
-//! own module (`usage` with `measures` and `usage_sql`, `members`: its SQL
-//! and its rows as a report;
+//! own module (`usage` with `measures` and `usage_sql`, `members` with
+//! `members_sql`: its SQL and its rows as a report;
 //! `local_time` shows timestamps in the report's zone), and out through
 //! `negotiate` (JSON or CSV, and the coding) and `representation` (ETag, 304,
 //! caching, compression) as JSON or `table` (CSV), or as a `problem`.
@@ -15,6 +15,7 @@ pub mod access;
 pub mod local_time;
 pub mod measures;
 pub mod members;
+pub mod members_sql;
 pub mod negotiate;
 pub mod params;
 pub mod period;

@@ -7,7 +7,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use super::data::{random_zone, spawn_app_with_random_data, HOT_DAYS, MEMBERS};
+use test_support::TestApp;
+
+use super::data::{
+    random_zone, spawn_app_with_random_data, spawn_app_with_random_data_and_rollups, HOT_DAYS,
+    MEMBERS,
+};
 use super::reference::{self, Ask};
 use super::usage::assert_usage_matches;
 
@@ -69,6 +74,57 @@ fn strip(mut row: Value) -> Value {
     row
 }
 
+const SORTS: [&str; 6] = [
+    "-visits",
+    "visits",
+    "joined_at",
+    "-joined_at",
+    "member_id",
+    "-last_visit",
+];
+
+/// Lists every page of `ask` in `sort`, `limit` rows a page, following the
+/// `Link` headers, and compares the whole list with plain SQL.
+async fn assert_list_matches(
+    app: &TestApp,
+    ask: &Ask,
+    sort: &str,
+    include_inactive: bool,
+    limit: usize,
+) {
+    let expected = reference::members(app, ask, include_inactive).await;
+    let expected: Vec<Value> = sorted(expected, sort).into_iter().map(strip).collect();
+    let mut offset = 0;
+    let mut listed = Vec::new();
+    loop {
+        let path = format!(
+            "/api/v2/members?from={}&to={}&tz={}&sort={sort}&limit={limit}&offset={offset}\
+             &include_inactive={include_inactive}",
+            ask.from, ask.to, ask.tz
+        );
+        let response = app.get_v2(&path).await;
+        assert_eq!(response.status, 200, "{path}");
+        let link = response.header("link").map(str::to_owned);
+        let page = response.json();
+        assert_eq!(page["total"], expected.len(), "{path}");
+        listed.extend(page["members"].as_array().unwrap().iter().cloned());
+        offset += limit;
+        let next = link
+            .as_deref()
+            .is_some_and(|link| link.contains("rel=\"next\""));
+        assert_eq!(next, offset < expected.len(), "{path}: {link:?}");
+        if !next {
+            break;
+        }
+        assert!(link.unwrap().contains(&format!("offset={offset}>")));
+    }
+    assert_eq!(
+        listed, expected,
+        "{} to {}, sort {sort} in {}, inactive {include_inactive}",
+        ask.from, ask.to, ask.tz
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_order_and_page_equals_plain_sql() {
     let mut rng = StdRng::seed_from_u64(15);
@@ -85,48 +141,95 @@ async fn every_order_and_page_equals_plain_sql() {
             let last = rng.random_range(first + 1..HOT_DAYS.len());
             (HOT_DAYS[first], HOT_DAYS[last])
         };
-        let ask = ask(tz, db_tz, from, to);
-        let include_inactive = round % 2 == 1;
-        let expected = reference::members(&app, &ask, include_inactive).await;
-        let sort = [
-            "-visits",
-            "visits",
-            "joined_at",
-            "-joined_at",
-            "member_id",
-            "-last_visit",
-        ][round % 6];
-        let expected: Vec<Value> = sorted(expected, sort).into_iter().map(strip).collect();
         let limit = rng.random_range(1..15);
-        let mut offset = 0;
-        let mut listed = Vec::new();
-        loop {
-            let path = format!(
-                "/api/v2/members?from={}&to={}&tz={tz}&sort={sort}&limit={limit}&offset={offset}\
-                 &include_inactive={include_inactive}",
-                ask.from, ask.to
-            );
-            let response = app.get_v2(&path).await;
-            assert_eq!(response.status, 200, "{path}");
-            let link = response.header("link").map(str::to_owned);
-            let page = response.json();
-            assert_eq!(page["total"], expected.len(), "{path}");
-            listed.extend(page["members"].as_array().unwrap().iter().cloned());
-            offset += limit;
-            let next = link
-                .as_deref()
-                .is_some_and(|link| link.contains("rel=\"next\""));
-            assert_eq!(next, offset < expected.len(), "{path}: {link:?}");
-            if !next {
-                break;
-            }
-            assert!(link.unwrap().contains(&format!("offset={offset}>")));
-        }
-        assert_eq!(
-            listed, expected,
-            "sort {sort} in {tz}, inactive {include_inactive}"
-        );
+        assert_list_matches(
+            &app,
+            &ask(tz, db_tz, from, to),
+            SORTS[round % 6],
+            round % 2 == 1,
+            limit,
+        )
+        .await;
     }
+}
+
+/// With the rollups, a range that starts before every token reads the
+/// per-member counts of closed time, less the tokens after the range's end
+/// and plus those of open time (written now). Ends that cut through crowded days, and members whose latest visit
+/// is after the end (looked up), equal plain SQL, before and after
+/// corrections of closed time; a count that only the rollups hold shows that
+/// they were read, and only there.
+#[tokio::test(flavor = "multi_thread")]
+async fn all_time_from_the_rollups_equals_plain_sql() {
+    let mut rng = StdRng::seed_from_u64(16);
+    let db_tz = "America/Havana";
+    let app = spawn_app_with_random_data_and_rollups(9, db_tz, db_tz, &[]).await;
+    let all_time = |tz: &'static str, to: &'static str| ask(tz, db_tz, "-4712-01-01", to);
+    // Tokens of open time: written now, after the rollups' boundary.
+    app.db
+        .execute(&format!(
+            "INSERT INTO tokens (user_id, token, created_at, used_at) \
+             SELECT id % 7 + 1, '999999', now() AT TIME ZONE '{db_tz}', \
+                    CASE WHEN id % 2 = 0 THEN now() AT TIME ZONE '{db_tz}' END \
+             FROM generate_series(1, 12) AS id"
+        ))
+        .await;
+    let ends = [HOT_DAYS[0], HOT_DAYS[3], HOT_DAYS[7], "2100-01-01"];
+    for round in 0..10 {
+        let tz = random_zone(&mut rng);
+        let to = ends[round % ends.len()];
+        assert_list_matches(&app, &all_time(tz, to), SORTS[round % 6], round % 3 == 0, 7).await;
+    }
+    // Corrections of closed time: a member's latest visit taken away, one
+    // unused, a token moved to another member and an early one added.
+    app.db
+        .execute(
+            "DELETE FROM tokens WHERE id = (SELECT id FROM tokens WHERE user_id = 4 \
+               AND used_at IS NOT NULL AND created_at < '2100-01-01' ORDER BY created_at DESC LIMIT 1);
+             UPDATE tokens SET used_at = NULL WHERE id = (SELECT id FROM tokens WHERE user_id = 5 \
+               AND used_at IS NOT NULL AND created_at < '2100-01-01' ORDER BY created_at DESC LIMIT 1);
+             UPDATE tokens SET user_id = 6 WHERE id = (SELECT id FROM tokens WHERE user_id = 7 \
+               AND used_at IS NOT NULL AND created_at < '2100-01-01' ORDER BY created_at DESC LIMIT 1);
+             INSERT INTO tokens (user_id, token, created_at, used_at) \
+               VALUES (8, '000008', '1900-01-01 10:00', '1900-01-01 10:05');",
+        )
+        .await;
+    for (round, to) in ends.into_iter().enumerate() {
+        let sort = if round % 2 == 0 {
+            "-last_visit"
+        } else {
+            "-visits"
+        };
+        assert_list_matches(&app, &all_time("Asia/Kolkata", to), sort, false, 50).await;
+    }
+
+    // Tokens that only the rollups hold, for member 3.
+    app.db
+        .execute("UPDATE analytics.user_tokens SET visits = visits + 1000 WHERE user_id = 3")
+        .await;
+    let issued = |from: &'static str, to: &'static str| {
+        let app = &app;
+        async move {
+            let path = format!(
+                "/api/v2/members?from={from}&to={to}&tz=UTC&sort=member_id&limit=1000\
+                 &include_inactive=true"
+            );
+            let (status, page) = app.get_v2_json(&path).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            let listed = page["members"].as_array().unwrap();
+            let listed = listed.iter().find(|row| row["member_id"] == 3).unwrap();
+            let ask = ask("UTC", db_tz, from, to);
+            let expected = reference::members(app, &ask, true).await;
+            let expected = expected.iter().find(|row| row["member_id"] == 3).unwrap();
+            listed["tokens_issued"].as_i64().unwrap() - expected["tokens_issued"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(issued("-4712-01-01", "2100-01-01").await, 1000);
+    assert_eq!(issued("-4712-01-01", HOT_DAYS[7]).await, 1000);
+    // Starting after the first token, or ending so long before today that the
+    // window after the end would be longer than the range: from `tokens`.
+    assert_eq!(issued("2000-01-01", "2100-01-01").await, 0);
+    assert_eq!(issued("-4712-01-01", "-4700-01-01").await, 0);
 }
 
 /// One member: the row of the list and that member's usage series.

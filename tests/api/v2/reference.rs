@@ -32,6 +32,19 @@ fn local_day(column: &str, ask: &Ask) -> String {
     )
 }
 
+/// A date of the API (ISO 8601, whose year 0 is 1 BC and -1 is 2 BC) as a
+/// PostgreSQL date literal, which counts years BC.
+fn date_literal(iso: &str) -> String {
+    match iso.strip_prefix('-') {
+        Some(before_zero) => {
+            let (year, month_day) = before_zero.split_once('-').expect("a date");
+            let year: i64 = year.parse().expect("a year");
+            format!("DATE '{:04}-{month_day} BC'", year + 1)
+        }
+        None => format!("DATE '{iso}'"),
+    }
+}
+
 /// The first day of a day's period: `date_trunc` weeks start on Monday.
 fn period_start(day: &str, ask: &Ask) -> String {
     match (ask.granularity, ask.week_start) {
@@ -59,17 +72,23 @@ pub async fn usage(
         Some(id) => format!("AND {column} = {id}"),
         None => String::new(),
     };
-    let range = |day: &str| format!("{day} >= DATE '{}' AND {day} < DATE '{}'", ask.from, ask.to);
+    let range = |day: &str| {
+        format!(
+            "{day} >= {} AND {day} < {}",
+            date_literal(&ask.from),
+            date_literal(&ask.to)
+        )
+    };
     let sql = format!(
         "WITH t AS (SELECT {token_day} AS day, user_id, used_at IS NOT NULL AS used FROM tokens
                     WHERE isfinite(created_at) AND created_at < '{last}' {tf}),
               u AS (SELECT {join_day} AS day FROM users
                     WHERE isfinite(joined_at) AND joined_at < '{last}' {uf}),
-              tb AS (SELECT to_char(GREATEST({tp}, DATE '{from}'), 'YYYY-MM-DD') AS start,
+              tb AS (SELECT to_char(GREATEST({tp}, {from}), 'YYYY-MM-DD') AS start,
                             COUNT(*) FILTER (WHERE used) AS visits, COUNT(*) AS issued,
                             COUNT(DISTINCT user_id) FILTER (WHERE used) AS active
                      FROM t WHERE {tr} GROUP BY 1),
-              ub AS (SELECT to_char(GREATEST({up}, DATE '{from}'), 'YYYY-MM-DD') AS start,
+              ub AS (SELECT to_char(GREATEST({up}, {from}), 'YYYY-MM-DD') AS start,
                             COUNT(*) AS joined
                      FROM u WHERE {ur} GROUP BY 1)
          SELECT COALESCE(tb.start, ub.start), COALESCE(visits, 0), COALESCE(issued, 0),
@@ -85,7 +104,7 @@ pub async fn usage(
         uf = member_filter("id"),
         tp = period_start("day", ask),
         up = period_start("day", ask),
-        from = ask.from,
+        from = date_literal(&ask.from),
         tr = range("day"),
         ur = range("day"),
     );
@@ -122,11 +141,18 @@ pub async fn members(app: &TestApp, ask: &Ask, include_inactive: bool) -> Vec<Va
         .await
         .unwrap();
     let day = local_day("created_at", ask);
-    // ISO 8601 writes years past 9999 with a sign.
+    // ISO 8601 writes years past 9999 with a sign, and years BC as 0, -1, ...;
+    // an offset of local mean time with its seconds.
     let iso = |instant: &str| {
         format!(
-            "CASE WHEN extract(year FROM {instant}) > 9999 THEN '+' ELSE '' END \
-             || to_char({instant}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || to_char({instant}, 'TZH:TZM')"
+            "CASE WHEN extract(year FROM {instant}) > 9999 THEN '+' || to_char({instant}, 'YYYY') \
+                  WHEN extract(year FROM {instant}) < 0 \
+                  THEN '-' || lpad((-1 - extract(year FROM {instant})::int)::text, 4, '0') \
+                  ELSE to_char({instant}, 'YYYY') END \
+             || to_char({instant}, '-MM-DD\"T\"HH24:MI:SS.US') || to_char({instant}, 'TZH:TZM') \
+             || CASE WHEN extract(timezone FROM {instant})::int % 60 <> 0 \
+                  THEN ':' || lpad((abs(extract(timezone FROM {instant})::int) % 60)::text, 2, '0') \
+                  ELSE '' END"
         )
     };
     let sql = format!(
@@ -134,7 +160,7 @@ pub async fn members(app: &TestApp, ask: &Ask, include_inactive: bool) -> Vec<Va
                            COUNT(*) AS issued,
                            MAX(created_at AT TIME ZONE '{db}') FILTER (WHERE used_at IS NOT NULL) AS last
                     FROM tokens WHERE isfinite(created_at) AND created_at < '{last_year}'
-                      AND {day} >= DATE '{from}' AND {day} < DATE '{to}'
+                      AND {day} >= {from} AND {day} < {to}
                     GROUP BY user_id),
               ids AS (SELECT user_id AS id FROM a UNION SELECT id FROM users WHERE {inactive})
          SELECT ids.id, u.first_name::text, u.last_name::text,
@@ -147,8 +173,8 @@ pub async fn members(app: &TestApp, ask: &Ask, include_inactive: bool) -> Vec<Va
          ORDER BY ids.id",
         db = ask.db_tz,
         last_year = LAST_YEAR,
-        from = ask.from,
-        to = ask.to,
+        from = date_literal(&ask.from),
+        to = date_literal(&ask.to),
         inactive = include_inactive,
         joined = iso(&format!("(u.joined_at AT TIME ZONE '{}')", ask.db_tz)),
         last = iso("a.last"),

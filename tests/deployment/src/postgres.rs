@@ -448,13 +448,14 @@ fn the_rollups_cron_job_closes_time_as_the_service_role_and_can_do_nothing_more(
             "move_rollup_boundary",
         ),
         (
-            "SELECT analytics.add_user_tokens(1, 100)",
+            "SELECT analytics.add_user_tokens(1, 100, 100, NULL)",
             "add_user_tokens",
         ),
         (
             "SELECT analytics.add_used_tokens('2023-02-07', 100)",
             "add_used_tokens",
         ),
+        ("SELECT analytics.find_last_used(1)", "find_last_used"),
     ] {
         let denied = as_role(&format!("BEGIN READ WRITE; {sql}; COMMIT")).unwrap_err();
         assert!(

@@ -1,5 +1,6 @@
 //! The comparison of the reports over the rollups with the original reports,
-//! and of the v2 usage report's slots with `tokens` and `users`, on a
+//! and of the v2 usage report's slots and the member list's per-member counts
+//! with `tokens` and `users`, on a
 //! throwaway PostgreSQL 15 of `test_support`.
 
 use tokio_postgres::{Client, IsolationLevel};
@@ -24,15 +25,24 @@ const MEMBER_SLOTS: ReportSql = ReportSql {
              count(*)::int8 AS new_members \
              FROM users u, analytics.rollup_boundary b GROUP BY 1",
 };
+/// The per-member counts of the v2 member list (src/v2/members_sql.rs).
+const MEMBER_TOKENS: ReportSql = ReportSql {
+    rollups: "SELECT user_id, visits, used, last_used FROM analytics.user_tokens \
+              WHERE visits <> 0 OR used <> 0 OR last_used IS NOT NULL",
+    tokens: "SELECT t.user_id, count(*)::int8 AS visits, count(t.used_at)::int8 AS used, \
+             max(t.created_at) FILTER (WHERE t.used_at IS NOT NULL) AS last_used \
+             FROM tokens t, analytics.rollup_boundary b WHERE t.created_at < b.closed_before \
+             GROUP BY 1",
+};
 const SLOT_ENTRIES: &str = "SELECT result::text FROM ({}) AS result ORDER BY 1";
 
 /// Each report's two queries, as the component runs them: over `tokens` (the
 /// Flask app's query) and over the rollups; and how to list a result's entries
 /// as text, one per row, in a set order (`{}`: the report's query). The user
 /// visits report is one row of arrays in no set order: one entry per user.
-/// The slots of the v2 usage report, which it reads with parameters, are
-/// compared whole.
-const REPORTS: [(&str, ReportSql, &str); 4] = [
+/// The slots of the v2 usage report and the member list's counts, which they
+/// read with parameters, are compared whole.
+const REPORTS: [(&str, ReportSql, &str); 5] = [
     (
         "daily usage",
         DAILY_USAGE,
@@ -47,6 +57,7 @@ const REPORTS: [(&str, ReportSql, &str); 4] = [
     ),
     ("token slots", TOKEN_SLOTS, SLOT_ENTRIES),
     ("member slots", MEMBER_SLOTS, SLOT_ENTRIES),
+    ("member tokens", MEMBER_TOKENS, SLOT_ENTRIES),
 ];
 
 /// Compare both reports, computed both ways, within one snapshot: what any

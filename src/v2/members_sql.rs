@@ -1,0 +1,264 @@
+//! The member list's SQL, one statement per order, each over `tokens` and over
+//! the rollups of `db/migrations/001_report_rollups.up.sql` (the per-member
+//! counts of closed time, plus the tokens near the range's end and of open
+//! time). Both take the same parameters and give the same row.
+//!
+//! Parameters: `$1` and `$2` the range's first and end date as days since
+//! 1970-01-01, `$3` the report's zone, `$4` the database's zone, `$5` whether
+//! members without tokens in the range are listed, `$6` a member id to list
+//! alone (or NULL), `$7` the limit and `$8` the offset.
+//!
+//! One row: the count of all rows, then the page as one array per column (NULL
+//! when the page is empty), aligned, in no set order, with each row's position
+//! in the whole list; `MembersPage::from_rows` puts them in order. With a row
+//! per member (a list of variants each, across Spin's interface) the CSV of
+//! 100,000 members needed more than the instance's 64 MiB; with these arrays,
+//! taken apart without a second copy, it peaks at 43 MB (BENCHMARKS.md).
+//!
+//! Zones are less than two days apart, so a token created two days or more
+//! inside the range, in the database's time, is in it in any zone: only those
+//! near its ends are converted to the report's zone (at 10 M tokens, all time,
+//! the activity's query in PostgreSQL took 4.0 s instead of 6.3 s, measured
+//! side by side on a busy machine).
+
+use crate::reports::ReportSql;
+use crate::v2::members::Sort;
+use crate::{convertible_sql, local_parts_sql, local_time_sql};
+
+/// The activity per `tokens.user_id` in the range, read from `tokens` when
+/// `$gate` (a condition on no row, which PostgreSQL checks once) holds. The
+/// range's bounds come from `span`, whose values the planner knows: read
+/// through `reach` (a CTE) the month's statement took 50 ms more.
+macro_rules! scanned_activity_sql {
+    ($gate:literal) => {
+        concat!(
+            "SELECT t.user_id,
+         COUNT(*) FILTER (WHERE t.used_at IS NOT NULL) AS visits,
+         COUNT(*) AS tokens_issued,
+         MAX(t.created_at AT TIME ZONE $4::text) FILTER (WHERE t.used_at IS NOT NULL)
+           AS last_visit
+  FROM span s JOIN tokens t
+    ON ",
+            $gate,
+            "t.created_at >= (s.first_day - 2)::timestamp AND t.created_at < (s.end_day + 2)::timestamp
+  WHERE ((t.created_at >= (s.first_day + 2)::timestamp AND t.created_at < (s.end_day - 2)::timestamp)
+         OR (((t.created_at AT TIME ZONE $4::text) AT TIME ZONE $3::text)::date >= s.first_day
+             AND ((t.created_at AT TIME ZONE $4::text) AT TIME ZONE $3::text)::date < s.end_day))
+    AND ($6::int4 IS NULL OR t.user_id = $6::int4)
+  GROUP BY t.user_id"
+        )
+    };
+}
+
+/// `activity` from `tokens`.
+macro_rules! tokens_activity_sql {
+    () => {
+        concat!(
+            "activity AS (
+  ",
+            scanned_activity_sql!(""),
+            "
+)"
+        )
+    };
+}
+
+/// `activity` from the rollups where they serve (`reach.from_rollup`), else
+/// from `tokens`.
+///
+/// The rollups count every token of closed time (before `closed_before`) per
+/// member. They serve when every such token is in the range on its first
+/// side: when the first slot with tokens is three days or more after the
+/// range's first date (the slot is UTC, counted in the rollups' zone, which
+/// can be the service's zone give or take a day). Then a member's figures are
+/// the rollup's, less the tokens of closed time after the range's end, plus
+/// those of open time in the range: both read from `tokens` in one window,
+/// from two days before the range's end (before it, closed time is all in
+/// the range) to `closed_before` or two days after the end, whichever is
+/// later. They serve only where that window is shorter than the range's span
+/// of tokens (which `tokens` would read instead); "all time" to a date near
+/// or after today is the case they are for.
+///
+/// The latest visit is the rollup's when it is two days or more before the
+/// range's end; else the latest in the window, when the range has one there;
+/// else (the rollup's latest is after the range's end) looked up among the
+/// member's own tokens, by `tokens_user_id_token_used_at_index`.
+macro_rules! rollup_activity_sql {
+    () => {
+        concat!(
+            "reach AS NOT MATERIALIZED (
+  SELECT s.first_day, s.end_day, b.closed_before,
+         CASE WHEN NOT isfinite(b.closed_before) THEN false
+              WHEN f.first_slot IS NULL THEN true
+              WHEN f.first_slot < (s.first_day + 3)::timestamp THEN false
+              ELSE b.closed_before::date - (s.end_day - 2) <= (s.end_day + 2) - f.first_slot::date
+         END AS from_rollup
+  FROM span s CROSS JOIN analytics.rollup_boundary b
+  CROSS JOIN LATERAL (SELECT min(slot) AS first_slot FROM analytics.token_slots
+                      WHERE tokens_issued <> 0) AS f
+),
+closed AS (
+  SELECT r.user_id, r.used AS visits, r.visits AS tokens_issued, r.last_used
+  FROM reach x JOIN analytics.user_tokens r ON x.from_rollup
+  WHERE r.visits <> 0 AND ($6::int4 IS NULL OR r.user_id = $6::int4)
+),
+window_tokens AS (
+  SELECT t.user_id, t.created_at, t.used_at IS NOT NULL AS used,
+         t.created_at < x.closed_before AS closed,
+         (t.created_at >= (x.first_day + 2)::timestamp AND t.created_at < (x.end_day - 2)::timestamp)
+         OR (((t.created_at AT TIME ZONE $4::text) AT TIME ZONE $3::text)::date >= x.first_day
+             AND ((t.created_at AT TIME ZONE $4::text) AT TIME ZONE $3::text)::date < x.end_day)
+           AS in_range
+  FROM reach x JOIN tokens t
+    ON x.from_rollup
+   AND t.created_at >= LEAST(x.closed_before, (x.end_day - 2)::timestamp)
+   AND t.created_at < GREATEST(x.closed_before, (x.end_day + 2)::timestamp)
+  WHERE $6::int4 IS NULL OR t.user_id = $6::int4
+),
+corrections AS (
+  SELECT user_id,
+         COALESCE(SUM(CASE WHEN closed THEN -1 ELSE 1 END)
+                    FILTER (WHERE closed <> in_range AND used), 0) AS visits,
+         COALESCE(SUM(CASE WHEN closed THEN -1 ELSE 1 END)
+                    FILTER (WHERE closed <> in_range), 0) AS tokens_issued,
+         MAX(created_at) FILTER (WHERE in_range AND used) AS last_visit
+  FROM window_tokens GROUP BY user_id
+),
+rolled AS (
+  SELECT COALESCE(c.user_id, w.user_id) AS user_id,
+         COALESCE(c.visits, 0) + COALESCE(w.visits, 0) AS visits,
+         COALESCE(c.tokens_issued, 0) + COALESCE(w.tokens_issued, 0) AS tokens_issued,
+         CASE WHEN w.last_visit IS NOT NULL
+                THEN GREATEST(w.last_visit,
+                              CASE WHEN c.last_used < (x.end_day - 2)::timestamp THEN c.last_used END)
+              WHEN c.last_used < (x.end_day - 2)::timestamp THEN c.last_used
+              WHEN c.last_used IS NOT NULL
+                THEN (SELECT max(t.created_at) FROM tokens t
+                      WHERE t.user_id = c.user_id AND t.used_at IS NOT NULL
+                        AND t.created_at < (x.end_day - 2)::timestamp)
+         END AT TIME ZONE $4::text AS last_visit
+  FROM closed c FULL JOIN corrections w ON w.user_id = c.user_id CROSS JOIN reach x
+),
+activity AS (
+  SELECT user_id, visits, tokens_issued, last_visit FROM rolled WHERE tokens_issued <> 0
+  UNION ALL
+  ",
+            scanned_activity_sql!("NOT (SELECT from_rollup FROM reach) AND "),
+            "
+)"
+        )
+    };
+}
+
+/// `listed` for the orders that need no member row: the active members, and
+/// (with `$5`) the others. Names are joined to the page's rows only: joining
+/// them to all 95,000 members of all time took 60 ms of 150.
+macro_rules! listed_by_activity_sql {
+    () => {
+        "listed AS (
+  SELECT user_id AS member_id, visits, tokens_issued, last_visit FROM activity
+  UNION ALL
+  SELECT u.id, 0, 0, NULL FROM users u
+  WHERE $5::bool AND ($6::int4 IS NULL OR u.id = $6::int4)
+    AND NOT EXISTS (SELECT FROM activity a WHERE a.user_id = u.id)
+)"
+    };
+}
+
+/// `listed` for the orders by `joined_at`, as an instant.
+macro_rules! listed_with_joined_sql {
+    () => {
+        concat!(
+            "listed AS (
+  SELECT COALESCE(a.user_id, u.id) AS member_id,
+         CASE WHEN u.joined_at ",
+            convertible_sql!(),
+            " THEN u.joined_at AT TIME ZONE $4::text END AS joined_instant,
+         COALESCE(a.visits, 0) AS visits, COALESCE(a.tokens_issued, 0) AS tokens_issued,
+         a.last_visit
+  FROM activity a FULL JOIN (SELECT * FROM users WHERE $6::int4 IS NULL OR id = $6::int4) u
+    ON u.id = a.user_id
+  WHERE a.user_id IS NOT NULL OR $5::bool
+)"
+        )
+    };
+}
+
+/// The statement over `$activity` and `$listed` in `$order`.
+macro_rules! members_sql {
+    ($activity:expr, $listed:expr, $order:literal) => {
+        concat!(
+            "WITH span AS NOT MATERIALIZED (
+  SELECT DATE '1970-01-01' + $1::int4 AS first_day, DATE '1970-01-01' + $2::int4 AS end_day
+),
+",
+            $activity,
+            ",
+",
+            $listed,
+            ",
+page AS (
+  SELECT * FROM listed ORDER BY ",
+            $order,
+            ", member_id LIMIT $7::int8 OFFSET $8::int8
+),
+numbered AS (
+  SELECT *, $8::int8 + row_number() OVER (ORDER BY ",
+            $order,
+            ", member_id) AS position
+  FROM page
+)
+SELECT (SELECT COUNT(*)::int8 FROM listed) AS total,
+       array_agg(p.position::int8) AS positions,
+       array_agg(p.member_id::int4) AS member_ids,
+       array_agg(u.first_name::text) AS first_names,
+       array_agg(u.last_name::text) AS last_names,
+       array_agg(",
+            local_time_sql!("joined"),
+            ") AS joined_ats,
+       array_agg(p.visits::int8) AS visits,
+       array_agg(p.tokens_issued::int8) AS tokens_issued,
+       array_agg(",
+            local_time_sql!("latest"),
+            ") AS last_visits
+FROM numbered p LEFT JOIN users u ON u.id = p.member_id
+",
+            local_parts_sql!("u.joined_at", "$4", "$3", "joined"),
+            "
+",
+            local_parts_sql!("(p.last_visit AT TIME ZONE 'UTC')", "'UTC'", "$3", "latest")
+        )
+    };
+}
+
+/// Both statements of an order.
+macro_rules! members_report_sql {
+    ($listed:expr, $order:literal) => {
+        ReportSql {
+            rollups: members_sql!(rollup_activity_sql!(), $listed, $order),
+            tokens: members_sql!(tokens_activity_sql!(), $listed, $order),
+        }
+    };
+}
+
+const BY_MOST_VISITS: ReportSql = members_report_sql!(listed_by_activity_sql!(), "visits DESC");
+const BY_FEWEST_VISITS: ReportSql = members_report_sql!(listed_by_activity_sql!(), "visits");
+const BY_FIRST_JOINED: ReportSql =
+    members_report_sql!(listed_with_joined_sql!(), "joined_instant NULLS LAST");
+const BY_LAST_JOINED: ReportSql =
+    members_report_sql!(listed_with_joined_sql!(), "joined_instant DESC NULLS LAST");
+const BY_ID: ReportSql = members_report_sql!(listed_by_activity_sql!(), "member_id");
+const BY_LATEST_VISIT: ReportSql =
+    members_report_sql!(listed_by_activity_sql!(), "last_visit DESC NULLS LAST");
+
+/// The statements that list members in `sort`'s order.
+pub fn members_sql(sort: Sort) -> ReportSql {
+    match sort {
+        Sort::MostVisits => BY_MOST_VISITS,
+        Sort::FewestVisits => BY_FEWEST_VISITS,
+        Sort::FirstJoined => BY_FIRST_JOINED,
+        Sort::LastJoined => BY_LAST_JOINED,
+        Sort::MemberId => BY_ID,
+        Sort::LatestVisit => BY_LATEST_VISIT,
+    }
+}
