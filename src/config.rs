@@ -161,6 +161,19 @@ impl ReportSource {
     }
 }
 
+/// The settings of the service's database sessions (the `options` of its
+/// address; the benchmark's Spin floor sets them too). `statement_timeout`
+/// bounds every query (zero: none). JIT is off: the reports are short queries
+/// whose ranges the planner cannot see before they run, so it costs them as
+/// scans, and compiling them took 50–60 ms of a 13 ms report (measured on the
+/// v2 usage report at L).
+pub fn session_options(statement_timeout: Duration) -> String {
+    format!(
+        "-c statement_timeout={} -c jit=off",
+        statement_timeout.as_millis()
+    )
+}
+
 /// The database settings of the service.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DbSettings {
@@ -227,14 +240,11 @@ impl DbSettings {
 
     /// The address for Spin's `Connection::open`, in URL form: user, password and
     /// database are percent-encoded, so any character in them is safe. The
-    /// `statement_timeout` bounds every query on connections of this address.
-    /// Keepalives and `tcp_user_timeout` (seconds, in tokio-postgres, whose
-    /// 0.7.12 in Spin parses them) end a pooled connection whose peer vanished,
-    /// instead of TCP's own minutes: idle, after 10 s and three 5 s probes;
-    /// with data in flight, after 10 s without an acknowledgement. JIT is off:
-    /// the reports are short queries whose ranges the planner cannot see
-    /// before they run, so it costs them as scans, and compiling them took
-    /// 50–60 ms of a 13 ms report (measured on the v2 usage report at L).
+    /// session's settings are [`session_options`]. Keepalives and
+    /// `tcp_user_timeout` (seconds, in tokio-postgres, whose 0.7.12 in Spin
+    /// parses them) end a pooled connection whose peer vanished, instead of
+    /// TCP's own minutes: idle, after 10 s and three 5 s probes; with data in
+    /// flight, after 10 s without an acknowledgement.
     pub fn address(&self, statement_timeout: Duration) -> String {
         let mut url = Url::parse("postgres://localhost").expect("a valid base URL");
         // An IPv6 literal must be bracketed in a URL.
@@ -250,10 +260,7 @@ impl DbSettings {
         let _ = url.set_username(&encode(&self.username));
         let _ = url.set_password(Some(&encode(&self.password)));
         url.set_path(&format!("/{}", encode(&self.name)));
-        let options = format!(
-            "-c statement_timeout={} -c jit=off",
-            statement_timeout.as_millis()
-        );
+        let options = session_options(statement_timeout);
         url.set_query(Some(&format!(
             "sslmode={}&connect_timeout={}&keepalives=1&keepalives_idle=10&keepalives_interval=5\
              &keepalives_retries=3&tcp_user_timeout=10&application_name=coworking-analytics\

@@ -31,6 +31,15 @@ pub fn query(settings: &DbSettings, timeout: Duration, sql: &str) -> Result<RowS
     Session::open(settings, timeout)?.query(sql, &[])
 }
 
+/// Run a parameterless report (the legacy ones) on a connection of its own.
+pub fn query_report(
+    settings: &DbSettings,
+    timeout: Duration,
+    report: &ReportSql,
+) -> Result<RowSet, AppError> {
+    Session::open(settings, timeout)?.query_report(report, &[])
+}
+
 /// A connection whose statements end after a timeout, for a request that runs
 /// more than one query: Spin resets a pooled connection on every open.
 pub struct Session<'a> {
@@ -53,18 +62,7 @@ impl<'a> Session<'a> {
             .query(sql, parameters)
             .map_err(|err| self.describe(err))
     }
-}
 
-/// Run a parameterless report (the legacy ones) on a connection of its own.
-pub fn query_report(
-    settings: &DbSettings,
-    timeout: Duration,
-    report: &ReportSql,
-) -> Result<RowSet, AppError> {
-    Session::open(settings, timeout)?.query_report(report, &[])
-}
-
-impl Session<'_> {
     /// Run a report from where `report_source` says: the rollups, `tokens`,
     /// or (`auto`) the rollups and `tokens` where they cannot be read, which
     /// the log then says (once).

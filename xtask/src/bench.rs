@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use coworking_analytics::reports::{ReportSql, DAILY_USAGE, READINESS_SQL, USER_VISITS};
+use spin_sdk::pg4::ParameterValue;
 
 use crate::dev::{
     build_component, ensure_debian_packages, ensure_wasm_target, project_root, run, POSTGRESQL,
@@ -25,6 +26,7 @@ use crate::dev::{
 use crate::postgres::{free_port, Cluster};
 
 mod spin_floor;
+mod v2_statements;
 
 const PASSWORD: &str = "coworking bench";
 const UP_SQL: &str = "db/migrations/001_report_rollups.up.sql";
@@ -67,12 +69,13 @@ fn generated(args: &BenchArgs) -> Option<(u64, u64)> {
     }
 }
 
-/// An endpoint and the SQL it runs (none for `/health_check`, nor for the v2
-/// reports, whose statements take parameters that pgbench's scripts do not
-/// bind as Spin does: they have no floor yet).
+/// An endpoint and the SQL it runs (none for `/health_check`), with the
+/// parameters it binds (the v2 reports': pgbench's scripts cannot bind them as
+/// Spin does, so they have a Spin floor only).
 struct Endpoint {
     path: &'static str,
     sql: Option<&'static str>,
+    parameters: Vec<ParameterValue>,
 }
 
 /// The v2 reports of issue 14's performance table, over the two years of
@@ -93,7 +96,7 @@ const API_KEY: &str = "bench-key";
 
 /// The endpoints, with the SQL that the component runs for each: over the
 /// rollups once the migration is applied, over `tokens` before.
-fn endpoints(rollups: bool) -> Vec<Endpoint> {
+fn endpoints(rollups: bool) -> Result<Vec<Endpoint>> {
     let pick = |report: ReportSql| {
         if rollups {
             report.rollups
@@ -101,27 +104,27 @@ fn endpoints(rollups: bool) -> Vec<Endpoint> {
             report.tokens
         }
     };
-    let (daily, users) = (pick(DAILY_USAGE), pick(USER_VISITS));
     let legacy = [
-        Endpoint {
-            path: "/health_check",
-            sql: None,
-        },
-        Endpoint {
-            path: "/readiness_check",
-            sql: Some(READINESS_SQL),
-        },
-        Endpoint {
-            path: "/api/reports/daily_usage",
-            sql: Some(daily),
-        },
-        Endpoint {
-            path: "/api/reports/user_visits",
-            sql: Some(users),
-        },
-    ];
-    let v2 = V2_ENDPOINTS.map(|path| Endpoint { path, sql: None });
-    legacy.into_iter().chain(v2).collect()
+        ("/health_check", None),
+        ("/readiness_check", Some(READINESS_SQL)),
+        ("/api/reports/daily_usage", Some(pick(DAILY_USAGE))),
+        ("/api/reports/user_visits", Some(pick(USER_VISITS))),
+    ]
+    .map(|(path, sql)| Endpoint {
+        path,
+        sql,
+        parameters: Vec::new(),
+    });
+    let mut endpoints: Vec<Endpoint> = legacy.into_iter().collect();
+    for path in V2_ENDPOINTS {
+        let statement = v2_statements::statement(path)?;
+        endpoints.push(Endpoint {
+            path,
+            sql: Some(pick(statement.sql)),
+            parameters: statement.parameters,
+        });
+    }
+    Ok(endpoints)
 }
 
 /// Token writes, for the write cost: the two the Coworking API makes (a token
@@ -224,10 +227,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 "Without the migration (plain SQL)"
             }
         );
-        let floors = floors(&db, rollups, duration)?;
+        let endpoints = endpoints(rollups)?;
+        let floors = floors(&db, &endpoints, duration)?;
         match &host {
-            Some(host) => report += &service(&root, host, &db, rollups, duration, &floors)?,
-            None => report += &floor_table(rollups, &floors),
+            Some(host) => report += &service(&root, host, &db, &endpoints, duration, &floors)?,
+            None => report += &floor_table(&endpoints, &floors),
         }
         // The write benchmark gets its own copy of this state, so that its
         // inserts do not change what the next variant reads. A copy needs the
@@ -307,13 +311,14 @@ struct Floors {
     spin: FloorMap,
 }
 
-fn floors(db: &BenchDb, rollups: bool, duration: u64) -> Result<Floors> {
+fn floors(db: &BenchDb, endpoints: &[Endpoint], duration: u64) -> Result<Floors> {
     let mut floors = Floors {
         pgbench: FloorMap::new(),
         spin: FloorMap::new(),
     };
-    let scripts = endpoints(rollups)
-        .into_iter()
+    let scripts = endpoints
+        .iter()
+        .filter(|endpoint| endpoint.parameters.is_empty())
         .filter_map(|endpoint| Some((endpoint.path, format!("{};\n", endpoint.sql?), "extended")))
         .chain([(POOL_RESET, pool_reset_script(), "simple")]);
     for (name, text, protocol) in scripts {
@@ -329,10 +334,17 @@ fn floors(db: &BenchDb, rollups: bool, duration: u64) -> Result<Floors> {
         .enable_all()
         .build()
         .context("start the Spin floor's runtime")?;
-    for endpoint in endpoints(rollups) {
+    for endpoint in endpoints {
         let Some(sql) = endpoint.sql else { continue };
         for connections in CONNECTIONS {
-            let run = spin_floor::measure(&runtime, db, sql, connections, duration)?;
+            let run = spin_floor::measure(
+                &runtime,
+                db,
+                sql,
+                &endpoint.parameters,
+                connections,
+                duration,
+            )?;
             floors.spin.insert((endpoint.path, connections), run);
         }
     }
@@ -357,18 +369,20 @@ fn pool_reset_line(floors: &Floors) -> String {
          connection (`RecyclingMethod::Clean`, one round trip of seven statements), \
          then the query prepared and executed (two round trips; pgbench's floor sends one). \
          The ratio to it is what the component and HTTP cost, and for /readiness_check \
-         its probe too (a TCP connection and a backend fork, which no floor makes). The \
+         its probe too (a TCP connection and a backend fork, which no floor makes). The v2 \
+         reports have a Spin floor only: their statements, built by the component's own \
+         code, bind parameters, which pgbench's scripts cannot as Spin does. The \
          reset alone through pgbench: {}\n",
         runs.join("; ")
     )
 }
 
-fn floor_table(rollups: bool, floors: &Floors) -> String {
+fn floor_table(endpoints: &[Endpoint], floors: &Floors) -> String {
     let mut table =
         "| endpoint | conns | floor tps | floor avg ms | Spin floor tps | Spin floor avg ms |\n\
                      |---|---|---|---|---|---|\n"
             .to_owned();
-    for endpoint in endpoints(rollups).into_iter().filter(|e| e.sql.is_some()) {
+    for endpoint in endpoints.iter().filter(|e| e.sql.is_some()) {
         for connections in CONNECTIONS {
             let key = (endpoint.path, connections);
             table += &format!(
@@ -395,7 +409,7 @@ fn service(
     root: &Path,
     host: &Path,
     db: &BenchDb,
-    rollups: bool,
+    endpoints: &[Endpoint],
     duration: u64,
     floors: &Floors,
 ) -> Result<String> {
@@ -431,7 +445,7 @@ fn service(
                          | floor tps | floor avg ms | ratio | Spin floor tps | Spin floor avg ms | ratio |\n\
                          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
             .to_owned();
-        for endpoint in endpoints(rollups) {
+        for endpoint in endpoints {
             for connections in CONNECTIONS {
                 let run = wrk(port, endpoint.path, connections, duration)?;
                 db.cancel_abandoned_queries()?;
@@ -934,6 +948,25 @@ mod tests {
         assert_eq!(statements.len(), 7, "{script}");
         assert_eq!(statements[0], "CLOSE ALL");
         assert!(statements.iter().all(|s| !s.contains(';')), "{script}");
+    }
+
+    /// Each v2 path gives both statements, with one parameter per placeholder.
+    #[test]
+    fn every_v2_path_binds_each_placeholder_of_its_statements() {
+        for path in V2_ENDPOINTS {
+            let statement = v2_statements::statement(path).expect(path);
+            for sql in [statement.sql.rollups, statement.sql.tokens] {
+                let highest = (1..=20)
+                    .filter(|n| sql.contains(&format!("${n}::")))
+                    .max()
+                    .unwrap_or(0);
+                assert_eq!(highest, statement.parameters.len(), "{path}");
+            }
+            for parameter in &statement.parameters {
+                v2_statements::bind(parameter).expect(path);
+            }
+        }
+        assert!(v2_statements::statement("/api/v2/usage?tz=Nowhere").is_err());
     }
 
     #[test]

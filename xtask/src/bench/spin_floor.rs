@@ -5,27 +5,42 @@
 //! query into those round trips, so this floor runs them through the same pool
 //! and client (tokio-postgres 0.7; Spin 3.6.3 locks 0.7.12). Against it, the
 //! service's ratio is what the component and HTTP cost on their own, and, for
-//! readiness, the probe (`src/probe.rs`), which no floor makes.
+//! readiness, the probe (`src/probe.rs`), which no floor makes. Its sessions
+//! have the service's settings (`session_options`: JIT off).
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use coworking_analytics::config::session_options;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use spin_sdk::pg4::ParameterValue;
+use tokio_postgres::types::ToSql;
 
 use super::{not_interrupted, BenchDb, Floor, INTERRUPTED, PASSWORD};
 
-/// Run Spin's sequence for `sql` on a pool of `connections` connections, one
-/// request at a time on each, for `duration` seconds, timed from when every
-/// connection is open.
+/// Parameters bound as tokio-postgres binds them, shared by the connections.
+type Bound = Arc<Vec<Box<dyn ToSql + Send + Sync>>>;
+
+/// Run Spin's sequence for `sql` with `parameters` on a pool of `connections`
+/// connections, one request at a time on each, for `duration` seconds, timed
+/// from when every connection is open.
 pub fn measure(
     runtime: &tokio::runtime::Runtime,
     db: &BenchDb,
     sql: &str,
+    parameters: &[ParameterValue],
     connections: u32,
     duration: u64,
 ) -> Result<Floor> {
     not_interrupted()?;
+    let bound: Bound = Arc::new(
+        parameters
+            .iter()
+            .map(super::v2_statements::bind)
+            .collect::<Result<_>>()?,
+    );
     runtime.block_on(async {
         let mut config = tokio_postgres::Config::new();
         config
@@ -33,7 +48,11 @@ pub fn measure(
             .port(db.cluster.port)
             .user("postgres")
             .dbname("postgres")
-            .password(PASSWORD);
+            .password(PASSWORD)
+            // The service's session settings (JIT off), without its statement
+            // timeout: the floor of a query that the service abandons is
+            // still measured.
+            .options(session_options(Duration::ZERO));
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -55,7 +74,14 @@ pub fn measure(
         let started = Instant::now();
         let deadline = started + Duration::from_secs(duration);
         let workers: Vec<_> = (0..connections)
-            .map(|_| tokio::spawn(requests_until(pool.clone(), sql.to_owned(), deadline)))
+            .map(|_| {
+                tokio::spawn(requests_until(
+                    pool.clone(),
+                    sql.to_owned(),
+                    bound.clone(),
+                    deadline,
+                ))
+            })
             .collect();
         let (mut requests, mut busy) = (0, Duration::ZERO);
         for worker in workers {
@@ -80,7 +106,16 @@ struct ConnectionRun {
 
 /// One request after the other, as one connection of the service's pool
 /// serves them, until `deadline` (or Ctrl-C).
-async fn requests_until(pool: Pool, sql: String, deadline: Instant) -> Result<ConnectionRun> {
+async fn requests_until(
+    pool: Pool,
+    sql: String,
+    parameters: Bound,
+    deadline: Instant,
+) -> Result<ConnectionRun> {
+    let parameters: Vec<&(dyn ToSql + Sync)> = parameters
+        .iter()
+        .map(|value| value.as_ref() as &(dyn ToSql + Sync))
+        .collect();
     let mut run = ConnectionRun {
         requests: 0,
         busy: Duration::ZERO,
@@ -90,7 +125,7 @@ async fn requests_until(pool: Pool, sql: String, deadline: Instant) -> Result<Co
         // The pool resets the connection it hands out; a query by its text is
         // prepared, then executed, as Spin's `query` does.
         let client = pool.get().await?;
-        client.query(&sql, &[]).await?;
+        client.query(&sql, &parameters).await?;
         drop(client);
         run.busy += started.elapsed();
         run.requests += 1;
