@@ -5,6 +5,7 @@ use std::time::Duration;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
+use crate::dashboard;
 use crate::db;
 use crate::errors::AppError;
 use crate::log;
@@ -24,6 +25,9 @@ pub(crate) const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
 fn handle(req: Request) -> Response {
     if v2::routes::is_v2(req.path()) {
         return v2::handlers::handle(&req);
+    }
+    if let Some(page) = dashboard::dispatch(&req.method().to_string(), req.path()) {
+        return dashboard::respond(page, v2::handlers::preferences(&req));
     }
     match routes::dispatch(&req.method().to_string(), req.path()) {
         Dispatch::Serve(endpoint) => serve(endpoint),

@@ -6,9 +6,11 @@
 //! rows as reports) and `render` (the bytes the Flask app sent). `errors` says what
 //! a failure answers, `log` writes the log lines, `notice` keeps a notice to once,
 //! and `probe` asks PostgreSQL for a sign of life before readiness reads it.
-//! The second generation of reports, under `/api/v2/`, has its own modules in `v2`.
+//! The second generation of reports, under `/api/v2/`, has its own modules in `v2`;
+//! `dashboard` serves the page that shows them in a browser.
 
 pub mod config;
+pub mod dashboard;
 pub mod errors;
 pub mod log;
 pub mod probe;

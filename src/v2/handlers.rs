@@ -49,11 +49,17 @@ fn serve(route: &Route, req: &Request) -> Result<Response, Problem> {
             (representation, settings.cache_max_age)
         }
     };
-    let preferences = Preferences {
+    representation
+        .respond(preferences(req), max_age)
+        .map_err(failed)
+}
+
+/// What the request's `If-None-Match` and `Accept-Encoding` say.
+pub(crate) fn preferences(req: &Request) -> Preferences<'_> {
+    Preferences {
         if_none_match: req.header("if-none-match").map(|value| value.as_bytes()),
         accept_encoding: header(req, "accept-encoding"),
-    };
-    representation.respond(preferences, max_age).map_err(failed)
+    }
 }
 
 fn usage(settings: &ReportSettings, req: &Request) -> Result<Representation, Problem> {
@@ -75,7 +81,7 @@ fn usage(settings: &ReportSettings, req: &Request) -> Result<Representation, Pro
         ),
     };
     Ok(Representation {
-        format,
+        content_type: format.content_type(),
         body,
         filename,
         link: None,
@@ -106,7 +112,7 @@ fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, P
         ),
     };
     Ok(Representation {
-        format,
+        content_type: format.content_type(),
         body,
         filename,
         link,
@@ -157,7 +163,7 @@ fn member(
         ),
     };
     Ok(Representation {
-        format,
+        content_type: format.content_type(),
         body,
         filename,
         link: None,
@@ -168,7 +174,7 @@ fn openapi(req: &Request) -> Result<Representation, Problem> {
     // Its one representation is JSON: an Accept without it is a 406.
     Format::negotiate(None, header(req, "accept"), &[Format::Json])?;
     Ok(Representation {
-        format: Format::Json,
+        content_type: Format::Json.content_type(),
         body: routes::OPENAPI.as_bytes().to_vec(),
         filename: None,
         link: None,

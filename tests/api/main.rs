@@ -4,6 +4,7 @@
 
 mod component;
 mod configuration;
+mod dashboard;
 mod database_failures;
 mod health;
 mod limits;

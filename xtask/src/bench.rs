@@ -20,11 +20,12 @@ use coworking_analytics::reports::{ReportSql, DAILY_USAGE, READINESS_SQL, USER_V
 use spin_sdk::pg4::ParameterValue;
 
 use crate::dev::{
-    build_component, ensure_debian_packages, ensure_wasm_target, project_root, run, POSTGRESQL,
-    SUDO, WRK,
+    build_component, ensure_debian_packages, ensure_wasm_target, project_root, run, CHROMIUM,
+    POSTGRESQL, SUDO, WRK,
 };
 use crate::postgres::{free_port, Cluster};
 
+mod dashboard_render;
 mod spin_floor;
 mod v2_statements;
 
@@ -173,7 +174,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         None
     } else {
         ensure_wasm_target()?;
-        ensure_debian_packages(&[WRK])?;
+        ensure_debian_packages(&[WRK, CHROMIUM])?;
         Some(build(&root)?)
     };
 
@@ -230,7 +231,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         let endpoints = endpoints(rollups)?;
         let floors = floors(&db, &endpoints, duration)?;
         match &host {
-            Some(host) => report += &service(&root, host, &db, &endpoints, duration, &floors)?,
+            Some(host) => {
+                let render_runs = if args.smoke { 1 } else { 5 };
+                report += &service(&root, host, &db, &endpoints, duration, &floors, render_runs)?
+            }
             None => report += &floor_table(&endpoints, &floors),
         }
         // The write benchmark gets its own copy of this state, so that its
@@ -266,6 +270,7 @@ fn write_db(rollups: bool) -> &'static str {
 /// look for them: the project's `target/`. Returns the host binary.
 fn build(root: &Path) -> Result<PathBuf> {
     build_component(root)?;
+    dashboard_render::build(root)?;
     crate::dev::build_host(root, true)
 }
 
@@ -412,6 +417,7 @@ fn service(
     endpoints: &[Endpoint],
     duration: u64,
     floors: &Floors,
+    render_runs: u32,
 ) -> Result<String> {
     let port = free_port()?;
     let started = Instant::now();
@@ -463,10 +469,11 @@ fn service(
                 );
             }
         }
+        let render = dashboard_render::measure(root, port, &db.cluster, API_KEY, render_runs)?;
         let peak_rss = peak_rss_kib(child.id())?;
         Ok(format!(
             "{table}\n- {SPIN_RATIO_SOURCE}\n{}- start to first 200 on /health_check: {first_200:.0?}\n\
-             - host peak RSS: {:.1} MiB\n",
+             {render}- host peak RSS: {:.1} MiB\n",
             pool_reset_line(floors),
             peak_rss as f64 / 1024.0
         ))
@@ -790,12 +797,9 @@ impl BenchDb {
             }
         }
         let count = |table: &str| -> Result<u64> {
-            let output = db
-                .client("psql", "postgres")?
-                .args(["-A", "-t", "-c", &format!("SELECT count(*) FROM {table}")])
-                .output()?;
-            ensure!(output.status.success(), "count {table}");
-            Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
+            Ok(db
+                .psql_value(&format!("SELECT count(*) FROM {table}"), "postgres")?
+                .parse()?)
         };
         Ok((count("users")?, count("tokens")?))
     }

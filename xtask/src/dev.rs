@@ -44,7 +44,7 @@ pub struct UpArgs {
 pub fn test(args: TestArgs) -> Result<()> {
     let root = project_root();
     ensure_wasm_target()?;
-    ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI, CURL, PYTHON_VENV])?;
+    ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI, CURL, PYTHON_VENV, CHROMIUM])?;
     ensure_contract_tools(&root)?;
     build_component(&root)?;
     run(cargo_command()
@@ -70,7 +70,8 @@ fn serve(root: &Path, db: &Cluster, args: &UpArgs) -> Result<()> {
     let api_key = development_key(root)?;
     println!(
         "xtask: the v2 reports' development key is {api_key} (kept in {DEV_KEY_FILE}):\n  \
-         curl -H 'Authorization: Bearer {api_key}' 'http://{}/api/v2/usage?tz=Europe/Berlin'",
+         curl -H 'Authorization: Bearer {api_key}' 'http://{0}/api/v2/usage?tz=Europe/Berlin'\n\
+         xtask: the dashboard is http://{0}/dashboard (sign in with that key)",
         args.listen
     );
     let variables = [
@@ -216,6 +217,11 @@ const PYTHON_VENV: DebianPackage = DebianPackage {
             .output()
             .is_ok_and(|output| output.status.success())
     },
+};
+/// The dashboard's browser tests drive Debian's headless Chromium.
+pub const CHROMIUM: DebianPackage = DebianPackage {
+    name: "chromium",
+    present: || Path::new("/usr/bin/chromium").exists(),
 };
 /// The benchmark's HTTP load generator.
 pub const WRK: DebianPackage = DebianPackage {

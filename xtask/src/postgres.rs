@@ -121,6 +121,16 @@ impl Cluster {
             .stdout(Stdio::null()))
     }
 
+    /// The one value that `sql` selects, as psql prints it.
+    pub fn psql_value(&self, sql: &str, database: &str) -> Result<String> {
+        let output = self
+            .client("psql", database)?
+            .args(["-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()?;
+        ensure!(output.status.success(), "psql: {sql}");
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
     pub fn psql_file(&self, file: &Path, database: &str) -> Result<()> {
         self.run_psql_file(&mut self.client("psql", database)?, file)
     }
