@@ -270,7 +270,7 @@ fn write_db(rollups: bool) -> &'static str {
 /// look for them: the project's `target/`. Returns the host binary.
 fn build(root: &Path) -> Result<PathBuf> {
     build_component(root)?;
-    dashboard_render::build(root)?;
+    // Every target of the workspace: the host and `dashboard-render` too.
     crate::dev::build_host(root, true)
 }
 

@@ -143,7 +143,8 @@ pub fn build_component(root: &Path) -> Result<()> {
 /// dependencies' features anew for each selection of targets, and wasmtime
 /// built for one selection is rebuilt for another, for minutes: `beside_tests`
 /// builds every target of the workspace, as `cargo xtask test` has (the
-/// benchmark, after the tests in CI, then only links the host); otherwise the
+/// benchmark, after the tests in CI, then only links the host and the
+/// dashboard's timer, `dashboard-render`); otherwise the
 /// host alone is built, which a first `cargo xtask up` waits for.
 pub fn build_host(root: &Path, beside_tests: bool) -> Result<PathBuf> {
     let targets: &[&str] = if beside_tests {

@@ -427,7 +427,7 @@ async function load() {
       api(membersPath(selection, range), "application/json").then((r) => r.json()),
     ]);
     if (ticket !== newest) return;
-    shown = { selection: { ...selection }, range, report };
+    shown = { selection: { ...selection }, range, report, page };
     $("range").textContent = `From ${report.from} to ${report.to} (exclusive), in ${report.tz}, by ${report.granularity}`;
     showFigures(report, before, days);
     showChart(report);
@@ -533,10 +533,10 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("download-members").addEventListener("click", () => {
     if (!shown) return;
-    const { selection: s, range } = shown;
-    const rows = `${s.offset + 1}-${s.offset + MEMBERS_PER_PAGE}`;
+    const { selection: s, range, page } = shown;
+    const rows = `${s.offset + 1}-${s.offset + page.members.length}`;
     download(`${membersPath(s, range)}&format=csv`,
-      `coworking-members_${range.from}_${range.to}_${fileZone(s.tz)}_${s.sort.replace("-", "desc-")}_rows-${rows}.csv`);
+      `coworking-members_${range.from}_${range.to}_${s.granularity}_${fileZone(s.tz)}_${s.sort.replace("-", "desc-")}_rows-${rows}.csv`);
   });
   const chart = $("chart");
   chart.addEventListener("keydown", onChartKey);

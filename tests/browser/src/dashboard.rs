@@ -275,7 +275,7 @@ async fn the_dashboard_shows_what_the_api_answers() {
     let (name, members) = chromium.download("#download-members").await;
     assert_eq!(
         name,
-        "coworking-members_2024-01-01_2024-02-26_Asia-Kolkata_visits_rows-21-40.csv"
+        "coworking-members_2024-01-01_2024-02-26_week_Asia-Kolkata_visits_rows-21-40.csv"
     );
     let api = app
         .get_v2(&format!(

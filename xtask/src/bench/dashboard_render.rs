@@ -10,24 +10,11 @@ use std::process::Command;
 use anyhow::{ensure, Context, Result};
 
 use super::median;
-use crate::dev::{cargo_command, run};
 use crate::postgres::Cluster;
 
+/// Built by `dev::build_host` with every target of the workspace: alone, its
+/// crates' features would be resolved anew and rebuilt, for minutes.
 const BINARY: &str = "target/release/dashboard-render";
-
-/// Build the timer with the tests' release profile: after `cargo xtask test`,
-/// its crates are built already.
-pub fn build(root: &Path) -> Result<()> {
-    run(cargo_command().current_dir(root).args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "dashboard-checks",
-        "--bin",
-        "dashboard-render",
-    ]))
-}
 
 /// One Markdown line: the render's and the slowest report's median, in ms.
 pub fn measure(root: &Path, port: u16, db: &Cluster, key: &str, runs: u32) -> Result<String> {
@@ -40,7 +27,9 @@ pub fn measure(root: &Path, port: u16, db: &Cluster, key: &str, runs: u32) -> Re
         "postgres",
     )?;
     let query = format!("from={from}&to={to}&granularity=day&tz=UTC");
-    let output = Command::new(root.join(BINARY))
+    let binary = root.join(BINARY);
+    ensure!(binary.exists(), "{} was not built", binary.display());
+    let output = Command::new(binary)
         .args([
             &format!("http://127.0.0.1:{port}"),
             &query,
