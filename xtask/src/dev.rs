@@ -46,6 +46,7 @@ pub fn test(args: TestArgs) -> Result<()> {
     ensure_wasm_target()?;
     ensure_debian_packages(&[POSTGRESQL, SUDO, UMOCI, CURL, PYTHON_VENV, CHROMIUM])?;
     ensure_contract_tools(&root)?;
+    crate::vendor::check(&root)?;
     build_component(&root)?;
     run(cargo_command()
         .current_dir(&root)

@@ -10,6 +10,7 @@ mod postgres;
 mod release;
 #[cfg(test)]
 mod self_contained;
+mod vendor;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,9 @@ enum Task {
     /// Benchmark the service next to PostgreSQL's own time for the same SQL,
     /// without and with the report rollups, and the rollups' cost on writes.
     Bench(bench::BenchArgs),
+    /// Vendor the dashboard's chart library from npm, as `src/dashboard/vendor/vendor.toml`
+    /// pins it (`--check`: compare the checked-in files with the package's).
+    Vendor(vendor::VendorArgs),
 }
 
 fn main() {
@@ -44,6 +48,7 @@ fn main() {
         Task::Image(args) => image::build(args),
         Task::Tags(args) => release::tags(args),
         Task::Bench(args) => bench::bench(args),
+        Task::Vendor(args) => vendor::vendor(args),
     };
     // The message and its causes; a backtrace (RUST_BACKTRACE) helps no user here.
     if let Err(err) = result {

@@ -8,7 +8,6 @@
 const KEY_STORE = "coworking-analytics.api-key";
 const MEMBERS_PER_PAGE = 20;
 const PERIODS = ["last-7-days", "last-30-days", "last-90-days", "this-month", "last-month", "custom"];
-const SVG = "http://www.w3.org/2000/svg";
 // Sorting a column the first time, and again.
 const SORTS = {
   visits: ["-visits", "visits"],
@@ -227,105 +226,111 @@ function showFigures(report, previous, days) {
 }
 
 function element(name, attributes, text) {
-  const node = name === "svg" || SVG_ELEMENTS.has(name)
-    ? document.createElementNS(SVG, name)
-    : document.createElement(name);
+  const node = document.createElement(name);
   for (const [attribute, value] of Object.entries(attributes || {})) {
     node.setAttribute(attribute, String(value));
   }
   if (text !== undefined) node.textContent = text;
   return node;
 }
-const SVG_ELEMENTS = new Set(["g", "line", "polyline", "circle", "rect", "text", "title"]);
 
-// Round steps for the value axis: 1, 2 or 5 times a power of ten.
-function niceStep(max, ticks) {
-  const rough = Math.max(max, 1) / ticks;
-  const power = 10 ** Math.floor(Math.log10(rough));
-  return [1, 2, 5, 10].map((factor) => factor * power).find((step) => step >= rough);
+// ---- The chart ----
+// uPlot (vendored from npm: src/dashboard/vendor) draws the two series on a
+// canvas, one x step per bucket. A canvas says nothing to a screen reader, so
+// the chart is one focusable image whose arrow keys move uPlot's cursor from
+// bucket to bucket; the bucket under the cursor, the pointer's or the keys',
+// is told in the tooltip (a live region), and every figure is in the table
+// below it.
+
+let plot = null;
+let plotted = null; // the report that the plot shows
+
+// Round steps for the value axis: 1, 2 or 5 times a power of ten; counts
+// never get fractional ticks.
+const COUNT_STEPS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].flatMap((power) => [1, 2, 5].map((factor) => factor * 10 ** power));
+
+function ceiling(max, ticks) {
+  const step = COUNT_STEPS.find((candidate) => candidate >= Math.max(max, 1) / ticks);
+  return Math.ceil(Math.max(max, 1) / step) * step;
 }
 
-function bucketLabel(report, bucket) {
-  const prefix = { day: "", week: "Week of ", month: "Month of " }[report.granularity];
-  return `${prefix}${bucket.start}: ${NUMBER.format(bucket.visits)} visits, ${NUMBER.format(bucket.active_members)} active members`;
+function bucketLabel(granularity, start, visits, activeMembers) {
+  const prefix = { day: "", week: "Week of ", month: "Month of " }[granularity];
+  return `${prefix}${start}: ${NUMBER.format(visits)} visits, ${NUMBER.format(activeMembers)} active members`;
+}
+
+function chartWidth() {
+  const box = $("chart");
+  const style = getComputedStyle(box);
+  return Math.max(200, box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
 }
 
 function showChart(report) {
-  const width = 720, height = 260, left = 48, right = 12, top = 12, bottom = 36;
   const buckets = report.buckets;
-  const max = Math.max(1, ...buckets.map((b) => Math.max(b.visits, b.active_members)));
-  const step = niceStep(max, 4);
-  const ceiling = Math.ceil(max / step) * step;
-  const plotWidth = width - left - right, plotHeight = height - top - bottom;
-  const slot = plotWidth / buckets.length;
-  const x = (index) => left + slot * (index + 0.5);
-  const y = (value) => top + plotHeight * (1 - value / ceiling);
-
-  const svg = element("svg", {
-    viewBox: `0 0 ${width} ${height}`, role: "group",
-    "aria-label": `Visits and active members per ${report.granularity}, from ${report.from} to ${report.to} in ${report.tz}; use the arrow keys to move between them`,
-  });
-  const axis = element("g", { class: "axis", "aria-hidden": "true" });
-  for (let value = 0; value <= ceiling; value += step) {
-    axis.append(element("line", { x1: left, x2: width - right, y1: y(value), y2: y(value) }));
-    axis.append(element("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end" }, NUMBER.format(value)));
-  }
-  const labelled = new Set([0, Math.floor((buckets.length - 1) / 2), buckets.length - 1]);
-  for (const index of labelled) {
-    axis.append(element("text", { x: x(index), y: height - 12, "text-anchor": "middle" }, buckets[index].start));
-  }
-  svg.append(axis);
-
-  for (const [series, field] of [["visits", "visits"], ["active", "active_members"]]) {
-    const points = buckets.map((bucket, index) => `${x(index).toFixed(1)},${y(bucket[field]).toFixed(1)}`);
-    const group = element("g", { class: `series ${series}`, "aria-hidden": "true" });
-    group.append(element("polyline", { points: points.join(" ") }));
-    if (buckets.length <= 120) {
-      buckets.forEach((bucket, index) => {
-        group.append(element("circle", { cx: x(index), cy: y(bucket[field]), r: 3 }));
-      });
-    }
-    svg.append(group);
-  }
-
-  // One focusable column per bucket (a roving tabindex: Tab reaches the chart
-  // once, the arrow keys move along it).
-  const columns = element("g", { class: "columns" });
-  buckets.forEach((bucket, index) => {
-    const column = element("rect", {
-      class: "column", x: left + slot * index, y: top, width: slot, height: plotHeight,
-      tabindex: index === 0 ? 0 : -1, role: "img", "aria-label": bucketLabel(report, bucket),
-      "data-start": bucket.start, "data-visits": bucket.visits, "data-active-members": bucket.active_members,
-    });
-    column.append(element("title", {}, bucketLabel(report, bucket)));
-    columns.append(column);
-  });
-  svg.append(columns);
-
-  const legend = element("p", { class: "legend" });
-  legend.append(element("span", { class: "key visits" }, "Visits"), " ", element("span", { class: "key active" }, "Active members"));
-  $("chart").replaceChildren(svg, legend);
+  const colour = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  const options = {
+    width: chartWidth(),
+    height: 260,
+    legend: { show: false },
+    cursor: { drag: { x: false, y: false, setScale: false }, y: false, points: { size: 8 } },
+    scales: {
+      x: { time: false, range: () => [-0.5, buckets.length - 0.5] },
+      y: { range: (u, min, max) => [0, ceiling(max, 4)] },
+    },
+    axes: [
+      { incrs: COUNT_STEPS, space: 90, values: (u, splits) => splits.map((index) => buckets[index]?.start ?? "") },
+      { incrs: COUNT_STEPS, size: 56, values: (u, splits) => splits.map((value) => NUMBER.format(value)) },
+    ],
+    series: [
+      {},
+      { label: "Visits", stroke: colour("--visits"), width: 2 },
+      { label: "Active members", stroke: colour("--active"), width: 2, dash: [5, 3] },
+    ],
+    hooks: { setCursor: [showBucket] },
+  };
+  const data = [
+    buckets.map((_, index) => index),
+    buckets.map((bucket) => bucket.visits),
+    buckets.map((bucket) => bucket.active_members),
+  ];
+  plot?.destroy();
+  $("chart").replaceChildren();
+  plotted = report;
+  plot = new uPlot(options, data, $("chart"));
+  $("chart").setAttribute("aria-label",
+    `Chart of visits and active members per ${report.granularity}, from ${report.from} to ${report.to} in ${report.tz}. ` +
+    "The arrow keys move between the periods; the figures are also in the table below.");
 }
 
-function showTooltip(column) {
+// The cursor's bucket, in the tooltip; none when the cursor left the chart.
+function showBucket(u) {
   const tooltip = $("tooltip");
-  tooltip.textContent = column.getAttribute("aria-label");
+  const index = u.cursor.idx;
+  if (index === null || index === undefined) {
+    show(tooltip, false);
+    return;
+  }
+  const [start, visits, activeMembers] = [plotted.buckets[index].start, u.data[1][index], u.data[2][index]];
+  tooltip.textContent = bucketLabel(plotted.granularity, start, visits, activeMembers);
+  Object.assign(tooltip.dataset, { start, visits, activeMembers });
   show(tooltip, true);
-  const chart = $("chart").getBoundingClientRect();
-  const left = column.getBoundingClientRect().left - chart.left;
-  tooltip.style.left = `${Math.max(0, Math.min(left, chart.width - tooltip.offsetWidth))}px`;
+  const box = tooltip.parentElement.getBoundingClientRect();
+  const left = u.over.getBoundingClientRect().left - box.left + u.valToPos(index, "x");
+  tooltip.style.left = `${Math.max(0, Math.min(left - tooltip.offsetWidth / 2, box.width - tooltip.offsetWidth))}px`;
+}
+
+function moveCursor(index) {
+  plot.setCursor({ left: plot.valToPos(index, "x"), top: plot.valToPos(plot.data[1][index], "y") });
 }
 
 function onChartKey(event) {
-  const columns = [...$("chart").querySelectorAll(".column")];
-  const at = columns.indexOf(document.activeElement);
-  if (at < 0) return;
-  const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: columns.length - 1 }[event.key];
-  if (to === undefined || to < 0 || to >= columns.length) return;
+  if (!plot) return;
+  const last = plot.data[0].length - 1;
+  const at = plot.cursor.idx ?? 0;
+  const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: last }[event.key];
+  if (to === undefined) return;
   event.preventDefault();
-  columns[at].setAttribute("tabindex", "-1");
-  columns[to].setAttribute("tabindex", "0");
-  columns[to].focus();
+  moveCursor(Math.max(0, Math.min(to, last)));
 }
 
 function showSeriesTable(report) {
@@ -540,10 +545,11 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   const chart = $("chart");
   chart.addEventListener("keydown", onChartKey);
-  chart.addEventListener("focusin", (event) => event.target.classList.contains("column") && showTooltip(event.target));
-  chart.addEventListener("mouseover", (event) => event.target.classList.contains("column") && showTooltip(event.target));
-  chart.addEventListener("focusout", () => show($("tooltip"), false));
-  chart.addEventListener("mouseleave", () => show($("tooltip"), false));
+  chart.addEventListener("focus", () => plot && moveCursor(plot.cursor.idx ?? 0));
+  chart.addEventListener("blur", () => plot?.setCursor({ left: -10, top: -10 }));
+  new ResizeObserver(() => {
+    if (plot && plot.width !== chartWidth()) plot.setSize({ width: chartWidth(), height: 260 });
+  }).observe(chart);
 
   if (sessionStorage.getItem(KEY_STORE)) startReport();
   else signedOut("");

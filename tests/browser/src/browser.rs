@@ -186,6 +186,14 @@ impl Chromium {
             .unwrap_or_else(|err| panic!("press {key} on {selector}: {err}"));
     }
 
+    /// Move the mouse to `(x, y)` in the viewport, as a person hovering there.
+    pub async fn move_mouse(&self, x: f64, y: f64) {
+        self.page
+            .move_mouse(chromiumoxide::layout::Point { x, y })
+            .await
+            .unwrap_or_else(|err| panic!("move the mouse to ({x}, {y}): {err}"));
+    }
+
     /// Load everything from the network, as a first visit does.
     pub async fn disable_cache(&self) {
         self.page

@@ -55,6 +55,30 @@ async fn signed_in(app: &TestApp, key: &str) -> Chromium {
     chromium
 }
 
+/// The chart's points as the tooltip tells them, `[start, visits, active
+/// members]`: the chart focused, then Home, then ArrowRight from bucket to
+/// bucket. One more ArrowRight stays on the last: the chart has `count`.
+async fn chart_points(chromium: &Chromium, count: usize) -> Vec<[String; 3]> {
+    const TOLD: &str = "(({ start, visits, activeMembers }) => [start, visits, activeMembers])\
+                        (document.getElementById('tooltip').dataset)";
+    chromium
+        .run("document.getElementById('chart').focus()")
+        .await;
+    chromium.press("#chart", "Home").await;
+    let mut points: Vec<[String; 3]> = vec![chromium.eval(TOLD).await];
+    for _ in 1..=count {
+        chromium.press("#chart", "ArrowRight").await;
+        points.push(chromium.eval(TOLD).await);
+    }
+    let beyond = points.pop().unwrap();
+    assert_eq!(
+        Some(&beyond),
+        points.last(),
+        "the chart has more than {count} points"
+    );
+    points
+}
+
 /// Wait for the load after the one numbered `loads` to end.
 async fn next_load(chromium: &Chromium, loads: u32) {
     chromium
@@ -192,27 +216,23 @@ async fn the_dashboard_shows_what_the_api_answers() {
     // The chart's points and its table, bucket by bucket.
     let buckets = usage["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 8);
-    let columns: Vec<Vec<String>> = chromium
-        .eval(
-            "[...document.querySelectorAll('#chart .column')].map((c) => \
-             [c.dataset.start, c.dataset.visits, c.dataset.activeMembers])",
-        )
-        .await;
+    // Read as a keyboard user reads them: the chart focused once, then the
+    // arrow keys along it.
+    let points = chart_points(&chromium, buckets.len()).await;
     let table: Vec<Vec<String>> = chromium
         .eval(
             "[...document.querySelectorAll('#series-table tbody tr')].map((r) => \
              [...r.cells].map((c) => c.textContent))",
         )
         .await;
-    assert_eq!(columns.len(), buckets.len());
     assert_eq!(table.len(), buckets.len());
-    for ((bucket, column), row) in buckets.iter().zip(&columns).zip(&table) {
+    for ((bucket, point), row) in buckets.iter().zip(&points).zip(&table) {
         let expected = [
             text_of(&bucket["start"]).to_owned(),
             bucket["visits"].to_string(),
             bucket["active_members"].to_string(),
         ];
-        assert_eq!(column[..], expected[..]);
+        assert_eq!(point[..], expected[..]);
         assert_eq!(row[0], expected[0]);
         let figures: Vec<i64> = row[1..].iter().map(|cell| digits(cell)).collect();
         let fields = ["visits", "active_members", "new_members", "tokens_issued"];
@@ -223,19 +243,29 @@ async fn the_dashboard_shows_what_the_api_answers() {
         assert_eq!(figures, wanted, "{}", expected[0]);
     }
 
-    // The keyboard reaches the chart once and moves along it.
-    chromium
-        .run("document.querySelector('#chart .column').focus()")
+    // Hovering a point tells its figures too.
+    let (x, y): (f64, f64) = chromium
+        .eval(
+            "(() => { const r = document.querySelector('#chart .u-over').getBoundingClientRect(); \
+             return [r.left + r.width * 2.5 / 8, r.top + r.height / 2]; })()",
+        )
         .await;
-    chromium.press("#chart .column", "ArrowRight").await;
+    chromium.move_mouse(x, y).await;
     let tooltip: String = chromium
         .eval("document.getElementById('tooltip').textContent")
         .await;
     assert!(
-        tooltip.starts_with(&format!("Week of {}:", text_of(&buckets[1]["start"]))),
+        tooltip.starts_with(&format!("Week of {}:", text_of(&buckets[2]["start"]))),
         "{tooltip}"
     );
-    assert!(tooltip.contains(&format!("{} visits", buckets[1]["visits"])));
+    assert!(tooltip.contains(&format!("{} visits", buckets[2]["visits"])));
+    chromium.move_mouse(0.0, 0.0).await;
+    chromium.run("document.activeElement.blur()").await;
+    assert!(
+        chromium
+            .eval::<bool>("document.getElementById('tooltip').hidden")
+            .await
+    );
 
     // As an analyst sees it, on a desktop and on a phone.
     chromium.screenshot("dashboard-1280x800").await;
@@ -356,9 +386,11 @@ async fn an_empty_period_says_so_with_zeros() {
             .eval::<bool>("document.getElementById('empty').hidden")
             .await
     );
-    let visits: Vec<String> = chromium
-        .eval("[...document.querySelectorAll('#chart .column')].map((c) => c.dataset.visits)")
-        .await;
+    let visits: Vec<String> = chart_points(&chromium, 7)
+        .await
+        .into_iter()
+        .map(|[_, visits, _]| visits)
+        .collect();
     assert_eq!(visits, vec!["0"; 7]);
     assert_eq!(
         chromium
