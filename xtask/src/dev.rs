@@ -266,7 +266,7 @@ pub fn ensure_debian_packages(packages: &[DebianPackage]) -> Result<()> {
 const CONTRACT_TOOLS: &str = "tests/contract-tools.txt";
 const CONTRACT_VENV: &str = "target/contract-venv";
 
-/// schemathesis and openapi-spec-validator from PyPI, in a virtualenv under
+/// schemathesis, openapi-spec-validator and cfn-lint from PyPI, in a virtualenv under
 /// `target/`; reinstalled only when `tests/contract-tools.txt` changes.
 fn ensure_contract_tools(root: &Path) -> Result<()> {
     let wanted = fs::read_to_string(root.join(CONTRACT_TOOLS))

@@ -18,6 +18,9 @@
 //! - [`shim`]: runtime-class-manager's Shim, the RuntimeClass it installs, and
 //!   the fallback installer;
 //! - [`usage_logger`]: the poller's script, run against a local HTTP server;
+//! - [`monitoring`]: the CloudWatch templates through cfn-lint, and their
+//!   metric filters ([`filter_pattern`]) against the lines that the component
+//!   and the usage logger really write;
 //! - [`postgres`]: the seed job's script and the read-only role, run against a
 //!   throwaway PostgreSQL 15.
 //!
@@ -26,9 +29,13 @@
 //! coworking-public): /spec/ports/0/targetPort: ...`.
 
 #[cfg(test)]
+mod filter_pattern;
+#[cfg(test)]
 mod images;
 #[cfg(test)]
 mod manifests;
+#[cfg(test)]
+mod monitoring;
 #[cfg(test)]
 mod network_policy;
 #[cfg(test)]

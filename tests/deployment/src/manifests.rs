@@ -148,8 +148,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Document>, Finding> {
 
 /// The folder of the vendored schemas: data the checks read, not manifests.
 pub const SCHEMAS_DIR: &str = "deployment/schemas";
+/// The folder of the CloudWatch templates: CloudFormation, not Kubernetes
+/// (checked by `monitoring`).
+pub const MONITORING_DIR: &str = "deployment/monitoring";
 
-/// The `.yaml` and `.yml` files under `deployment/` but its schemas, sorted,
+/// The `.yaml` and `.yml` files under `deployment/` but its schemas and its
+/// CloudWatch templates, sorted,
 /// relative to the repository.
 pub fn manifest_files() -> Vec<String> {
     fn walk(root: &Path, dir: &Path, files: &mut Vec<String>) {
@@ -158,7 +162,7 @@ pub fn manifest_files() -> Vec<String> {
         for entry in entries {
             let path = entry.expect("read a directory entry").path();
             if path.is_dir() {
-                if path != root.join(SCHEMAS_DIR) {
+                if path != root.join(SCHEMAS_DIR) && path != root.join(MONITORING_DIR) {
                     walk(root, &path, files);
                 }
             } else if matches!(

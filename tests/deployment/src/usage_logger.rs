@@ -17,9 +17,9 @@ use serde_json::Value;
 use crate::manifests::object;
 use crate::operator;
 
-const SCRIPT_KEY: &str = "usage-logger.sh";
+pub const SCRIPT_KEY: &str = "usage-logger.sh";
 
-fn daily_usage_route() -> &'static str {
+pub fn daily_usage_route() -> &'static str {
     Endpoint::ALL
         .iter()
         .find(|(_, endpoint)| *endpoint == Endpoint::DailyUsage)
@@ -28,7 +28,7 @@ fn daily_usage_route() -> &'static str {
 }
 
 /// The script, from the ConfigMap that the Deployment mounts.
-fn script() -> String {
+pub fn script() -> String {
     object("ConfigMap", "usage-logger")
         .str_at(&format!("/data/{SCRIPT_KEY}"))
         .expect("the ConfigMap usage-logger holds usage-logger.sh")
@@ -36,14 +36,14 @@ fn script() -> String {
 }
 
 /// A scratch directory of this test, removed when dropped.
-struct ScratchDir(tempfile::TempDir);
+pub struct ScratchDir(tempfile::TempDir);
 
 impl ScratchDir {
-    fn new() -> ScratchDir {
+    pub fn new() -> ScratchDir {
         ScratchDir(tempfile::tempdir().expect("create a scratch directory"))
     }
 
-    fn write(&self, name: &str, text: &str, executable: bool) -> PathBuf {
+    pub fn write(&self, name: &str, text: &str, executable: bool) -> PathBuf {
         let path = self.0.path().join(name);
         std::fs::write(&path, text).expect("write a scratch file");
         if executable {
@@ -71,14 +71,14 @@ fn collect_lines(stream: impl Read + Send + 'static) -> (Lines, JoinHandle<()>) 
 }
 
 /// The script running under `sh`, as the Deployment's command runs it.
-struct Logger {
+pub struct Logger {
     child: Child,
     stdout: (Lines, JoinHandle<()>),
     stderr: (Lines, JoinHandle<()>),
 }
 
 impl Logger {
-    fn start(script: &Path, env: &[(&str, &str)], path_prefix: Option<&Path>) -> Logger {
+    pub fn start(script: &Path, env: &[(&str, &str)], path_prefix: Option<&Path>) -> Logger {
         let mut command = Command::new("sh");
         command
             .arg(script)
@@ -109,7 +109,7 @@ impl Logger {
 
     /// SIGTERM, as the kubelet stops the container, and the exit status with
     /// how long it took.
-    fn terminate(mut self) -> (ExitStatus, Duration, Vec<String>, Vec<String>) {
+    pub fn terminate(mut self) -> (ExitStatus, Duration, Vec<String>, Vec<String>) {
         let sent = Instant::now();
         // SAFETY: kill has no memory preconditions; the pid is our live child's.
         let sent_ok = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) } == 0;
