@@ -19,6 +19,9 @@ pub mod reports;
 pub mod routes;
 pub mod v2;
 
+#[cfg(test)]
+mod untrusted_input;
+
 // The Spin glue only builds for the component: natively, the rest is a plain
 // library that the unit tests exercise.
 #[cfg(target_arch = "wasm32")]

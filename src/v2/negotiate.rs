@@ -139,11 +139,28 @@ impl Coding {
         let Some(value) = accept_encoding else {
             return Coding::Identity;
         };
+        // Each coding as a media range, without parameters but its weight:
+        // Accept-Encoding defines no other (RFC 9110 §12.5.3), and one would
+        // make its range more specific than the coding's own (`gzip;q=0,
+        // *;level=1` would then accept gzip). A malformed one stays, and
+        // leaves the header unreadable.
         let as_ranges: Vec<String> = value
             .split(',')
             .map(str::trim)
             .filter(|coding| !coding.is_empty())
-            .map(|coding| format!("coding/{coding}"))
+            .map(|coding| {
+                let mut parts = coding.split(';').map(str::trim);
+                let name = parts.next().unwrap_or_default();
+                let weight = parts.filter(|parameter| {
+                    parameter
+                        .split_once('=')
+                        .is_none_or(|(key, _)| key.trim().eq_ignore_ascii_case("q"))
+                });
+                std::iter::once(format!("coding/{name}"))
+                    .chain(weight.map(str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(";")
+            })
             .collect();
         let Ok(accept) = Accept::from_str(&as_ranges.join(", ")) else {
             return Coding::Identity;
@@ -235,6 +252,9 @@ mod tests {
             // headers-accept reads an unreadable q-value as 1.
             (Some("gzip;q=abc"), Coding::Gzip),
             (Some("gzip;;;,,,"), Coding::Identity),
+            // A parameter beyond the weight makes no range more specific.
+            (Some("gzip;q=0, *;level=1"), Coding::Identity),
+            (Some("gzip;level=1"), Coding::Gzip),
         ];
         for (value, coding) in cases {
             assert_eq!(Coding::negotiate(value), coding, "{value:?}");

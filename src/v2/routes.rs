@@ -72,15 +72,17 @@ pub fn dispatch(method: &str, path: &str) -> Dispatch {
             "no report at this path; the reports are listed in /api/v2/openapi.json",
         ));
     };
+    // The method first: a path of the routes' shape answers 405 to another
+    // method, whatever its id, as the OpenAPI document's templates say.
+    if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        return Dispatch::Refuse(Problem::method_not_allowed(ALLOWED_METHODS));
+    }
     let id = matched.params.get("id").unwrap_or_default();
     let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
-    let Some(route) = (matched.value)(&id) else {
-        return Dispatch::Refuse(Problem::not_found(format!("there is no member {id}")));
-    };
-    match method {
-        "GET" | "HEAD" => Dispatch::Serve(route),
-        "OPTIONS" => Dispatch::Options,
-        _ => Dispatch::Refuse(Problem::method_not_allowed(ALLOWED_METHODS)),
+    match (matched.value)(&id) {
+        None => Dispatch::Refuse(Problem::not_found(format!("there is no member {id}"))),
+        Some(_) if method == "OPTIONS" => Dispatch::Options,
+        Some(route) => Dispatch::Serve(route),
     }
 }
 
@@ -159,6 +161,11 @@ mod tests {
             }
         }
         assert_eq!(dispatch("OPTIONS", "/api/v2/members"), Dispatch::Options);
+        // Another method is a 405 on any path of the routes' shape.
+        let Dispatch::Refuse(problem) = dispatch("DELETE", "/api/v2/members/0") else {
+            panic!("DELETE is served");
+        };
+        assert_eq!(problem.status, 405);
         assert_eq!(
             dispatch("GET", "/api/v2/openapi.json"),
             Dispatch::Serve(Route::OpenApi)

@@ -13,4 +13,5 @@ mod rollups;
 mod routing;
 mod tls;
 mod trigger;
+mod untrusted_input;
 mod v2;

@@ -32,8 +32,11 @@ fn the_document_is_valid_openapi_3_1() {
         .arg(project_root().join("src/v2/openapi.json"))
         .output()
         .expect("run openapi-spec-validator");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.status.success() && text.contains("OK"), "{text}");
 }
 
@@ -56,8 +59,11 @@ async fn schemathesis_finds_no_server_error_and_no_broken_response() {
         .output()
         .await
         .expect("run schemathesis");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.status.success(), "schemathesis failed:\n{text}");
     println!("{text}");
 }
