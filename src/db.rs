@@ -8,7 +8,7 @@ use spin_sdk::pg4::{Connection, ParameterValue, PgError, QueryError, RowSet};
 use spin_sdk::variables;
 
 use crate::config::{DbSettings, ReportSource};
-use crate::errors::{db_error_detail, host_detail, AppError};
+use crate::errors::{connection_lost, db_error_detail, host_detail, AppError};
 use crate::notice;
 use crate::reports::{rollups_unavailable, rollups_unavailable_notice, ReportSql};
 
@@ -113,6 +113,9 @@ fn classify(err: PgError, redact: impl Fn(&str) -> String) -> AppError {
             } else {
                 AppError::DatabaseQuery(detail)
             }
+        }
+        PgError::QueryFailed(QueryError::Text(detail)) if connection_lost(&detail) => {
+            AppError::DatabaseUnavailable(redact(&host_detail(&detail)))
         }
         PgError::QueryFailed(QueryError::Text(detail))
         | PgError::BadParameter(detail)

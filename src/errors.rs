@@ -58,6 +58,26 @@ impl fmt::Display for AppError {
     }
 }
 
+/// tokio-postgres's messages for a connection lost or never made (its error
+/// kinds `Closed`, `Io`, `Connect`, `Timeout` and `Tls`), which Spin passes as
+/// a query's `text` error: a report's connection that dies under it (the
+/// database restarted, the network reset) is the database's trouble, not the
+/// query's.
+const CONNECTION_LOST: [&str; 5] = [
+    "connection closed",
+    "error communicating with the server",
+    "error connecting to server",
+    "timeout waiting for server",
+    "error performing TLS handshake",
+];
+
+/// Whether a query's `text` error says the connection, not the query, failed.
+pub fn connection_lost(text: &str) -> bool {
+    CONNECTION_LOST
+        .iter()
+        .any(|message| text.starts_with(message))
+}
+
 /// A PostgreSQL error for the log, from its fields: `ERROR 42P01: relation "tokens"
 /// does not exist`. The host's own text of it varies between Spin versions.
 pub fn db_error_detail(severity: &str, code: &str, message: &str) -> String {
@@ -138,6 +158,24 @@ mod tests {
             b"{\"error\":\"database unavailable, try again later\"}\n"
         );
         assert!(err.to_string().contains("10.0.0.7"));
+    }
+
+    #[test]
+    fn a_lost_connection_is_told_from_a_failed_query() {
+        for text in [
+            "connection closed",
+            "error communicating with the server: Connection reset by peer (os error 104)",
+            "error communicating with the server: early eof",
+        ] {
+            assert!(connection_lost(text), "{text}");
+        }
+        for text in [
+            "db error: ERROR: syntax error",
+            "invalid parameter: x",
+            "closed connection",
+        ] {
+            assert!(!connection_lost(text), "{text}");
+        }
     }
 
     #[test]

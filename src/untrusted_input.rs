@@ -29,23 +29,14 @@ const TODAY: NaiveDate = match NaiveDate::from_ymd_opt(2026, 12, 3) {
 /// A parameter name: the API's, one a letter off, or anything.
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
-        prop::sample::select(vec![
-            "from",
-            "to",
-            "tz",
-            "granularity",
-            "week_start",
-            "fields",
-            "format",
-            "sort",
-            "limit",
-            "offset",
-            "include_inactive",
-            "From",
-            "to ",
-            "tz[]",
-            "",
-        ])
+        prop::sample::select(
+            v2::usage::PARAMETERS
+                .iter()
+                .chain(v2::members::PARAMETERS)
+                .chain(&["From", "to ", "tz[]", ""])
+                .copied()
+                .collect::<Vec<_>>()
+        )
         .prop_map(str::to_owned),
         "[a-z_%+]{0,12}",
         any::<String>(),

@@ -194,6 +194,39 @@ async fn a_report_waits_as_long_as_the_database_does_not_answer() {
     assert_eq!(app.get_text("/readiness_check").await, (200, "ok".into()));
 }
 
+/// A connection that dies under a running report (the network resets it,
+/// the database restarts) is the database's trouble: a quick 503, as for a
+/// connection that cannot be made, not a 500. Found by the soak.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_reset_under_a_report_is_a_quick_503() {
+    let (app, proxy) = app_behind_a_proxy().await;
+    let (status, daily) = app.get_text("/api/reports/daily_usage").await;
+    assert_eq!(status, 200);
+    let mut locker = app.db.client().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // The report's statement waits for the lock, on its pooled connection.
+    let report = get_in_background(&app, "/api/reports/daily_usage");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.set(Fault::Reset);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), report)
+        .await
+        .expect("the report ends with its connection")
+        .unwrap();
+    assert_json_error(status, &body, 503);
+    proxy.set(Fault::None);
+    lock.rollback().await.unwrap();
+    assert_eq!(app.get_text("/api/reports/daily_usage").await, (200, daily));
+    let logs = app.host.logs();
+    assert!(
+        logs.contains("database unavailable: connection closed")
+            || logs.contains("database unavailable: error communicating with the server"),
+        "{logs}"
+    );
+}
+
 /// Each probe costs PostgreSQL a backend: readiness probes, the reports do not
 /// (their connections are pooled).
 #[tokio::test(flavor = "multi_thread")]

@@ -11,6 +11,7 @@ mod limits;
 mod reports;
 mod rollups;
 mod routing;
+mod secrets;
 mod tls;
 mod trigger;
 mod untrusted_input;

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use coworking_analytics::render;
+use coworking_analytics::v2::{members, usage};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -39,22 +40,16 @@ const LEGACY_PATHS: &[&str] = &[
     "/api/reports/daily_usage/..",
     "/nothing",
 ];
-const NAMES: &[&str] = &[
-    "from",
-    "to",
-    "tz",
-    "granularity",
-    "week_start",
-    "fields",
-    "format",
-    "sort",
-    "limit",
-    "offset",
-    "include_inactive",
-    "x",
-    "",
-    "%ff",
-];
+/// The API's parameter names, and near misses.
+fn names() -> Vec<&'static str> {
+    let near_misses: &[&str] = &["x", "", "%ff"];
+    usage::PARAMETERS
+        .iter()
+        .chain(members::PARAMETERS)
+        .chain(near_misses)
+        .copied()
+        .collect()
+}
 const VALUES: &[&str] = &[
     "2024-01-01",
     "2024-02-30",
@@ -104,7 +99,7 @@ fn random_query(rng: &mut StdRng) -> String {
     let pairs = rng.random_range(0..6);
     (0..pairs)
         .map(|_| {
-            let name = NAMES.choose(rng).unwrap();
+            let name = *names().choose(rng).unwrap();
             let value = VALUES.choose(rng).unwrap();
             if rng.random_bool(0.1) {
                 name.to_string()

@@ -20,7 +20,7 @@ use coworking_analytics::reports::{ReportSql, DAILY_USAGE, READINESS_SQL, USER_V
 use spin_sdk::pg4::ParameterValue;
 
 use crate::dev::{
-    build_component, ensure_debian_packages, ensure_wasm_target, project_root, run, CHROMIUM,
+    build_component, ensure_debian_packages, ensure_wasm_target, project_root, CHROMIUM,
     POSTGRESQL, SUDO, WRK,
 };
 use crate::postgres::{free_port, Cluster};
@@ -785,16 +785,7 @@ impl BenchDb {
                 db.load_seed(root, "postgres")?;
                 db.psql("VACUUM ANALYZE", "postgres")?;
             }
-            Some((users, tokens)) => {
-                db.psql_file(&root.join("db/1_create_tables.sql"), "postgres")?;
-                run(db
-                    .client("psql", "postgres")?
-                    .args(["-q", "-v", "ON_ERROR_STOP=1"])
-                    .args(["-v", &format!("users={users}")])
-                    .args(["-v", &format!("tokens={tokens}"), "-f"])
-                    .arg(root.join("db/bench/generate.sql"))
-                    .stdout(Stdio::null()))?
-            }
+            Some((users, tokens)) => db.load_generated(root, users, tokens)?,
         }
         let count = |table: &str| -> Result<u64> {
             Ok(db

@@ -48,10 +48,16 @@ pub fn test(args: TestArgs) -> Result<()> {
     ensure_contract_tools(&root)?;
     crate::vendor::check(&root)?;
     build_component(&root)?;
+    let leak_scans = root.join(crate::leak_scan::DIR);
+    if leak_scans.exists() {
+        fs::remove_dir_all(&leak_scans).context(crate::leak_scan::DIR)?;
+    }
     run(cargo_command()
         .current_dir(&root)
         .args(["test", "--workspace", "--release", "--locked"])
-        .args(&args.cargo_test_args))
+        .args(&args.cargo_test_args))?;
+    println!("xtask: {}", crate::leak_scan::summary(&leak_scans)?);
+    Ok(())
 }
 
 pub fn up(args: UpArgs) -> Result<()> {

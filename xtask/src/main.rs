@@ -6,10 +6,12 @@ mod bench;
 mod buildspec;
 mod dev;
 mod image;
+mod leak_scan;
 mod postgres;
 mod release;
 #[cfg(test)]
 mod self_contained;
+mod soak;
 mod vendor;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +38,10 @@ enum Task {
     /// Benchmark the service next to PostgreSQL's own time for the same SQL,
     /// without and with the report rollups, and the rollups' cost on writes.
     Bench(bench::BenchArgs),
+    /// Soak the release component under a mixed load at 64 connections while a
+    /// proxy adds latency, black-holes, resets and refuses PostgreSQL's
+    /// connections and PostgreSQL restarts; every answer checked (`--smoke`: a minute).
+    Soak(soak::SoakArgs),
     /// Vendor the dashboard's chart library from npm, as `src/dashboard/vendor/vendor.toml`
     /// pins it (`--check`: compare the checked-in files with the package's).
     Vendor(vendor::VendorArgs),
@@ -48,6 +54,7 @@ fn main() {
         Task::Image(args) => image::build(args),
         Task::Tags(args) => release::tags(args),
         Task::Bench(args) => bench::bench(args),
+        Task::Soak(args) => soak::soak(args),
         Task::Vendor(args) => vendor::vendor(args),
     };
     // The message and its causes; a backtrace (RUST_BACKTRACE) helps no user here.

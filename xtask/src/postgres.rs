@@ -150,6 +150,18 @@ impl Cluster {
     }
 
     /// The tables of `db/`, with the seed users and tokens.
+    /// The schema, then `users` and `tokens` made by `db/bench/generate.sql`.
+    pub fn load_generated(&self, root: &Path, users: u64, tokens: u64) -> Result<()> {
+        self.psql_file(&root.join("db/1_create_tables.sql"), "postgres")?;
+        run(self
+            .client("psql", "postgres")?
+            .args(["-q", "-v", "ON_ERROR_STOP=1"])
+            .args(["-v", &format!("users={users}")])
+            .args(["-v", &format!("tokens={tokens}"), "-f"])
+            .arg(root.join("db/bench/generate.sql"))
+            .stdout(Stdio::null()))
+    }
+
     pub fn load_seed(&self, root: &Path, database: &str) -> Result<()> {
         for file in [
             "1_create_tables.sql",

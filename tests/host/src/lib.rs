@@ -8,6 +8,7 @@
 mod capture;
 mod error_text;
 mod key_value;
+mod leak_scan;
 mod manifest;
 mod outbound;
 mod postgres;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::capture::CapturedOutput;
 use crate::key_value::KeyValueStores;
+pub use crate::leak_scan::{LeakReport, LeakScan};
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::postgres::Pools;
@@ -189,6 +191,13 @@ impl HostBuilder {
             .collect::<Result<Vec<_>>>()?;
         let logs = self.capture_logs.then(CapturedOutput::default);
         let outbound = OutboundPolicy::new(&allowed)?;
+        let leak_scan = LeakScan::new(
+            manifest
+                .variables
+                .iter()
+                .filter(|(_, variable)| variable.secret)
+                .filter_map(|(name, _)| Some((name.as_str(), resolved.get(name)?))),
+        );
         let app = App {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
@@ -197,6 +206,7 @@ impl HostBuilder {
             pools: Pools::new(outbound, TrustStore::from_environment(&self.environment)?),
             key_value: KeyValueStores::new(&manifest.component.key_value_stores),
             logs: logs.clone(),
+            leak_scan,
             peak_memory: Default::default(),
             max_instance_memory: self.max_instance_memory,
             route: manifest.component.route.clone(),
@@ -251,6 +261,22 @@ impl RunningHost {
             .flat_map(|logs| logs.writes())
             .map(|write| String::from_utf8_lossy(&write).into_owned())
             .collect()
+    }
+
+    /// What the secrets' watch saw: every response so far, the host's error
+    /// lines, and the component's captured output (when capturing).
+    pub fn leak_report(&self) -> LeakReport {
+        let mut report = self.app.leak_scan.report();
+        if let Some(logs) = &self.logs {
+            let output = logs.contents();
+            report.bytes += output.len() as u64;
+            report.findings.extend(
+                self.app
+                    .leak_scan
+                    .findings_in("the component's output", &output),
+            );
+        }
+        report
     }
 
     /// The largest linear memory that one instance has grown to, in bytes.

@@ -30,6 +30,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::SpinImports;
 use crate::capture::CapturedOutput;
 use crate::key_value::KeyValueStores;
+use crate::leak_scan::LeakScan;
 use crate::outbound::OutboundPolicy;
 use crate::postgres::Pools;
 use crate::variables::ComponentVariables;
@@ -48,6 +49,8 @@ pub struct App {
     pub key_value: KeyValueStores,
     /// Captured guest stdout and stderr, when tests ask for it.
     pub logs: Option<CapturedOutput>,
+    /// The watch for the secret variables' values in what the host sends.
+    pub leak_scan: LeakScan,
     pub peak_memory: AtomicUsize,
     /// The most linear memory one instance may have, in bytes.
     pub max_instance_memory: Option<usize>,
@@ -267,7 +270,11 @@ impl Server {
                 match self.handle(req, client).await {
                     Ok(response) => response,
                     Err(err) => {
-                        eprintln!("Error processing request: {err:?}");
+                        let line = format!("Error processing request: {err:?}");
+                        self.app
+                            .leak_scan
+                            .scan("the host's error line", line.as_bytes());
+                        eprintln!("{line}");
                         trigger_response(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new())
                     }
                 }
@@ -280,7 +287,35 @@ impl Server {
                 started.elapsed()
             );
         }
-        Ok(response)
+        Ok(self.watched(response, format!("{method} {path}")))
+    }
+
+    /// The response with its headers scanned for secrets now, and its body as
+    /// it is sent.
+    fn watched(
+        &self,
+        response: Response<HyperOutgoingBody>,
+        request: String,
+    ) -> Response<HyperOutgoingBody> {
+        let scan = &self.app.leak_scan;
+        let mut headers = Vec::new();
+        for (name, value) in response.headers() {
+            headers.extend_from_slice(name.as_str().as_bytes());
+            headers.extend_from_slice(b": ");
+            headers.extend_from_slice(value.as_bytes());
+            headers.push(b'\n');
+        }
+        scan.scan(&format!("the response headers of {request}"), &headers);
+        let mut body_scan = scan.body(format!("the response body of {request}"));
+        response.map(|body| {
+            body.map_frame(move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    body_scan.feed(data);
+                }
+                frame
+            })
+            .boxed_unsync()
+        })
     }
 
     /// `/.well-known/spin/health` (`OK`, no content type),

@@ -51,6 +51,11 @@ impl Resolved {
         Ok(Resolved { values })
     }
 
+    /// The value of one application variable.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
     /// Expand `{{ name }}` references to application variables.
     pub fn expand(&self, template: &str) -> Result<String> {
         let mut out = String::new();

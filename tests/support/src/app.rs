@@ -10,8 +10,19 @@ use crate::{component_path, project_root};
 pub struct TestApp {
     pub address: String,
     pub db: TestDatabase,
-    pub host: RunningHost,
+    pub host: WatchedHost,
     pub http: reqwest::Client,
+}
+
+/// The app's host, whose secrets' watch is checked when it is dropped.
+pub struct WatchedHost(RunningHost);
+
+impl std::ops::Deref for WatchedHost {
+    type Target = RunningHost;
+
+    fn deref(&self) -> &RunningHost {
+        &self.0
+    }
 }
 
 /// The v2 reports' key in every app of [`spawn_app`]: a marker that a leak scan
@@ -66,7 +77,7 @@ pub async fn start_app(db: TestDatabase, host: HostBuilder) -> TestApp {
     TestApp {
         address: host.base_url(),
         db,
-        host,
+        host: WatchedHost(host),
         http: reqwest::Client::new(),
     }
 }
@@ -80,6 +91,45 @@ pub fn host_builder(environment: &[(String, String)]) -> HostBuilder {
         .wasm(component_path())
         .environment(environment.iter().cloned())
         .capture_logs()
+}
+
+/// Where each test app's secrets' watch adds its line: `cargo xtask test`
+/// sums them over the suite.
+pub const LEAK_SCAN_DIR: &str = "target/leak-scan";
+
+/// Every app's host scans what it sends and logs for the values of the secret
+/// variables (`spin.toml`'s `db_password` and `api_keys`: the tests' markers):
+/// a test whose service let one out fails here, naming the variable and the
+/// place, never the value.
+impl Drop for WatchedHost {
+    fn drop(&mut self) {
+        let report = self.0.leak_report();
+        let dir = project_root().join(LEAK_SCAN_DIR);
+        let line = format!(
+            "responses={} bytes={} forms={} findings={}\n",
+            report.responses,
+            report.bytes,
+            report.forms,
+            report.findings.len()
+        );
+        let recorded = std::fs::create_dir_all(&dir).and_then(|()| {
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{}.txt", std::process::id())))?
+                .write_all(line.as_bytes())
+        });
+        if std::thread::panicking() {
+            return;
+        }
+        recorded.expect("record the secrets' watch");
+        assert!(
+            report.findings.is_empty(),
+            "a secret left the service: {:?}",
+            report.findings
+        );
+    }
 }
 
 impl TestApp {

@@ -17,7 +17,7 @@ pub use app::{
     db_variables, host_builder, spawn_app, spawn_app_on, spawn_app_setting, spawn_app_with,
     start_app,
 };
-pub use app::{TestApp, V2Response, API_KEY};
+pub use app::{TestApp, V2Response, WatchedHost, API_KEY, LEAK_SCAN_DIR};
 pub use database::{as_postgres_user, Data, TestDatabase, POSTGRES_BIN, SUPERUSER_PASSWORD};
 pub use proxy::{Fault, FaultProxy};
 pub use tls::TestCa;
