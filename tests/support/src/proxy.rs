@@ -272,6 +272,9 @@ mod tests {
     async fn refuse_closes_the_port_until_the_fault_ends() {
         let proxy = FaultProxy::start(echo().await).await;
         let mut existing = TcpStream::connect(proxied(&proxy)).await.unwrap();
+        // Relayed before the port closes (a connection still in the backlog
+        // would be reset with the listener).
+        round_trip(&mut existing).await.unwrap();
         proxy.set(Fault::Refuse);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let err = TcpStream::connect(proxied(&proxy)).await.unwrap_err();
