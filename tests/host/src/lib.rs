@@ -72,6 +72,7 @@ pub struct HostBuilder {
     environment: HashMap<String, String>,
     listen: SocketAddr,
     capture_logs: bool,
+    watch_secrets: bool,
     log_requests: bool,
     max_instance_memory: Option<usize>,
     runtime_config: Option<PathBuf>,
@@ -89,6 +90,7 @@ impl HostBuilder {
             environment: std::env::vars().collect(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             capture_logs: false,
+            watch_secrets: false,
             log_requests: false,
             max_instance_memory: None,
             runtime_config: None,
@@ -149,6 +151,14 @@ impl HostBuilder {
         self
     }
 
+    /// Scan every response, the host's error lines and the captured output for
+    /// the secret variables' values (see [`RunningHost::leak_report`]). Off by
+    /// default: it reads every byte sent, which a benchmark must not pay for.
+    pub fn watch_secrets(mut self) -> Self {
+        self.watch_secrets = true;
+        self
+    }
+
     /// Limit each instance's linear memory, like `spin up --max-instance-memory`.
     pub fn max_instance_memory(mut self, bytes: usize) -> Self {
         self.max_instance_memory = Some(bytes);
@@ -191,13 +201,15 @@ impl HostBuilder {
             .collect::<Result<Vec<_>>>()?;
         let logs = self.capture_logs.then(CapturedOutput::default);
         let outbound = OutboundPolicy::new(&allowed)?;
-        let leak_scan = LeakScan::new(
-            manifest
-                .variables
-                .iter()
-                .filter(|(_, variable)| variable.secret)
-                .filter_map(|(name, _)| Some((name.as_str(), resolved.get(name)?))),
-        );
+        let leak_scan = self.watch_secrets.then(|| {
+            LeakScan::new(
+                manifest
+                    .variables
+                    .iter()
+                    .filter(|(_, variable)| variable.secret)
+                    .filter_map(|(name, _)| Some((name.as_str(), resolved.get(name)?))),
+            )
+        });
         let app = App {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
@@ -264,17 +276,19 @@ impl RunningHost {
     }
 
     /// What the secrets' watch saw: every response so far, the host's error
-    /// lines, and the component's captured output (when capturing).
+    /// lines, and the component's captured output (when capturing); nothing
+    /// without [`HostBuilder::watch_secrets`].
     pub fn leak_report(&self) -> LeakReport {
-        let mut report = self.app.leak_scan.report();
+        let Some(scan) = &self.app.leak_scan else {
+            return LeakReport::default();
+        };
+        let mut report = scan.report();
         if let Some(logs) = &self.logs {
             let output = logs.contents();
             report.bytes += output.len() as u64;
-            report.findings.extend(
-                self.app
-                    .leak_scan
-                    .findings_in("the component's output", &output),
-            );
+            report
+                .findings
+                .extend(scan.findings_in("the component's output", &output));
         }
         report
     }

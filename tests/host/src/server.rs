@@ -49,8 +49,9 @@ pub struct App {
     pub key_value: KeyValueStores,
     /// Captured guest stdout and stderr, when tests ask for it.
     pub logs: Option<CapturedOutput>,
-    /// The watch for the secret variables' values in what the host sends.
-    pub leak_scan: LeakScan,
+    /// The watch for the secret variables' values in what the host sends,
+    /// when asked for.
+    pub leak_scan: Option<LeakScan>,
     pub peak_memory: AtomicUsize,
     /// The most linear memory one instance may have, in bytes.
     pub max_instance_memory: Option<usize>,
@@ -271,9 +272,9 @@ impl Server {
                     Ok(response) => response,
                     Err(err) => {
                         let line = format!("Error processing request: {err:?}");
-                        self.app
-                            .leak_scan
-                            .scan("the host's error line", line.as_bytes());
+                        if let Some(scan) = &self.app.leak_scan {
+                            scan.scan("the host's error line", line.as_bytes());
+                        }
                         eprintln!("{line}");
                         trigger_response(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new())
                     }
@@ -287,34 +288,9 @@ impl Server {
                 started.elapsed()
             );
         }
-        Ok(self.watched(response, format!("{method} {path}")))
-    }
-
-    /// The response with its headers scanned for secrets now, and its body as
-    /// it is sent.
-    fn watched(
-        &self,
-        response: Response<HyperOutgoingBody>,
-        request: String,
-    ) -> Response<HyperOutgoingBody> {
-        let scan = &self.app.leak_scan;
-        let mut headers = Vec::new();
-        for (name, value) in response.headers() {
-            headers.extend_from_slice(name.as_str().as_bytes());
-            headers.extend_from_slice(b": ");
-            headers.extend_from_slice(value.as_bytes());
-            headers.push(b'\n');
-        }
-        scan.scan(&format!("the response headers of {request}"), &headers);
-        let mut body_scan = scan.body(format!("the response body of {request}"));
-        response.map(|body| {
-            body.map_frame(move |frame| {
-                if let Some(data) = frame.data_ref() {
-                    body_scan.feed(data);
-                }
-                frame
-            })
-            .boxed_unsync()
+        Ok(match &self.app.leak_scan {
+            Some(scan) => watched(scan, response, format!("{method} {path}")),
+            None => response,
         })
     }
 
@@ -488,6 +464,33 @@ fn check_authority<B>(req: &Request<B>) -> Result<(), Refused> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The response with its headers scanned for secrets now, and its body as
+/// it is sent.
+fn watched(
+    scan: &LeakScan,
+    response: Response<HyperOutgoingBody>,
+    request: String,
+) -> Response<HyperOutgoingBody> {
+    let mut headers = Vec::new();
+    for (name, value) in response.headers() {
+        headers.extend_from_slice(name.as_str().as_bytes());
+        headers.extend_from_slice(b": ");
+        headers.extend_from_slice(value.as_bytes());
+        headers.push(b'\n');
+    }
+    scan.scan(&format!("the response headers of {request}"), &headers);
+    let mut body_scan = scan.body(format!("the response body of {request}"));
+    response.map(|body| {
+        body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                body_scan.feed(data);
+            }
+            frame
+        })
+        .boxed_unsync()
+    })
 }
 
 /// An answer of the trigger's own, with no headers but its content type (hyper

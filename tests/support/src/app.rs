@@ -84,13 +84,14 @@ pub async fn start_app(db: TestDatabase, host: HostBuilder) -> TestApp {
 
 /// The host for the shipped `spin.toml`, runtime config and built component,
 /// as the image has them, reading the variables from `environment` only, with
-/// the component's output captured.
+/// the component's output captured and the secrets' watch on.
 pub fn host_builder(environment: &[(String, String)]) -> HostBuilder {
     HostBuilder::new(project_root().join("spin.toml"))
         .runtime_config(project_root().join("runtime-config.toml"))
         .wasm(component_path())
         .environment(environment.iter().cloned())
         .capture_logs()
+        .watch_secrets()
 }
 
 /// Where each test app's secrets' watch adds its line: `cargo xtask test`
