@@ -6,6 +6,7 @@
 //! carry a secret is forced once, with a distinctive marker, and the watch is
 //! shown to catch what it is there to catch.
 
+use reqwest::Method;
 use test_support::{
     db_variables, host_builder, spawn_app_on, spawn_app_setting, Data, TestApp, TestDatabase,
     API_KEY, SUPERUSER_PASSWORD,
@@ -21,6 +22,8 @@ fn assert_watched_and_clean(app: &TestApp) {
     assert_eq!(report.findings, Vec::<String>::new());
 }
 
+/// The statuses of readiness, a legacy report and a v2 report (each answer
+/// checked against the OpenAPI document).
 async fn statuses(app: &TestApp) -> Vec<u16> {
     let mut statuses = Vec::new();
     for path in [
@@ -28,14 +31,8 @@ async fn statuses(app: &TestApp) -> Vec<u16> {
         "/api/reports/daily_usage",
         "/api/v2/usage",
     ] {
-        let response = app
-            .http
-            .get(format!("{}{path}", app.address))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .expect("send");
-        statuses.push(response.status().as_u16());
+        let response = app.send_v2(Method::GET, path, Some(API_KEY), &[]).await;
+        statuses.push(response.status);
     }
     statuses
 }
@@ -99,13 +96,9 @@ async fn a_wrong_key_leaks_no_key() {
     let app = spawn_app_setting(TestDatabase::new(Data::Seed).await, &keys).await;
     for key in ["first-key.M4rk3", "not-a-key", ""] {
         let response = app
-            .http
-            .get(format!("{}/api/v2/usage", app.address))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(response.status(), 401);
+            .send_v2(Method::GET, "/api/v2/usage", Some(key), &[])
+            .await;
+        assert_eq!(response.status, 401);
     }
     assert_watched_and_clean(&app);
 }
