@@ -120,6 +120,13 @@ fn query() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A query parsed and resolved, or a 400 for it.
+fn assert_request_or_400<T>(query: &str, resolved: Result<T, v2::problem::Problem>) {
+    if let Err(problem) = resolved {
+        assert_invalid_parameters(&problem, query);
+    }
+}
+
 /// A 400 from the parameters names each bad one and says what it accepts.
 fn assert_invalid_parameters(problem: &v2::problem::Problem, query: &str) {
     assert_eq!(problem.status, 400, "{query:?}: {problem:?}");
@@ -159,26 +166,14 @@ fn list_of(elements: Vec<&'static str>) -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn any_usage_query_is_a_request_or_a_400(query in query()) {
-        match UsageRequest::parse(&query, Tz::UTC) {
-            Ok(request) => {
-                if let Err(problem) = request.resolve(Some(TODAY)) {
-                    assert_invalid_parameters(&problem, &query);
-                }
-            }
-            Err(problem) => assert_invalid_parameters(&problem, &query),
-        }
+        let parsed = UsageRequest::parse(&query, Tz::UTC);
+        assert_request_or_400(&query, parsed.and_then(|request| request.resolve(Some(TODAY))));
     }
 
     #[test]
     fn any_members_query_is_a_request_or_a_400(query in query()) {
-        match MembersRequest::parse(&query, Tz::UTC) {
-            Ok(request) => {
-                if let Err(problem) = request.resolve(Some(TODAY)) {
-                    assert_invalid_parameters(&problem, &query);
-                }
-            }
-            Err(problem) => assert_invalid_parameters(&problem, &query),
-        }
+        let parsed = MembersRequest::parse(&query, Tz::UTC);
+        assert_request_or_400(&query, parsed.and_then(|request| request.resolve(Some(TODAY))));
     }
 
     #[test]
