@@ -98,6 +98,12 @@ impl<'a> Session<'a> {
 /// (shutdown, statement timeout).
 const UNAVAILABLE_CLASSES: [&str; 3] = ["08", "53", "57"];
 
+/// SQLSTATEs that mean the data, not the query, is at fault: text that the
+/// connection's encoding (UTF-8, which Spin's client sets) cannot carry, such
+/// as a Latin-1 name in a `SQL_ASCII` database. PostgreSQL refuses to send it
+/// (22021 invalid byte sequence, 22P05 untranslatable character).
+const UNREPRESENTABLE_CODES: [&str; 2] = ["22021", "22P05"];
+
 fn classify(err: PgError, redact: impl Fn(&str) -> String) -> AppError {
     match err {
         PgError::ConnectionFailed(detail) => {
@@ -110,6 +116,8 @@ fn classify(err: PgError, redact: impl Fn(&str) -> String) -> AppError {
                 .any(|class| db.code.starts_with(class))
             {
                 AppError::DatabaseUnavailable(detail)
+            } else if UNREPRESENTABLE_CODES.contains(&db.code.as_str()) {
+                AppError::Data(detail)
             } else {
                 AppError::DatabaseQuery(detail)
             }

@@ -14,7 +14,7 @@ use coworking_analytics::v2::{members, usage};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use test_support::{spawn_app, TestApp, API_KEY};
+use test_support::{db_file, spawn_app, spawn_app_setting, Data, TestApp, TestDatabase, API_KEY};
 
 const PATHS: &[&str] = &[
     "/api/v2/usage",
@@ -244,4 +244,54 @@ async fn oversized_requests_are_refused_quickly_and_the_instance_serves_on() {
     assert!(response.body.len() < 1024, "{}", response.text());
     let (status, _) = app.get_v2_json("/api/v2/usage").await;
     assert_eq!(status, 200);
+}
+
+/// Text that is not UTF-8 can come only from a `SQL_ASCII` database (one that
+/// stores any byte). PostgreSQL refuses to send a Latin-1 name there to a
+/// UTF-8 client such as Spin's (SQLSTATE 22021), so it never reaches a
+/// writer. The reports that show names answer a 500 that says why (the log
+/// has PostgreSQL's message), never a panic or a wrong name; the rest serve on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_is_not_utf8_fails_only_the_reports_that_show_names() {
+    let db = TestDatabase::new(Data::Empty).await;
+    db.execute(
+        "CREATE DATABASE legacy_bytes TEMPLATE template0 ENCODING 'SQL_ASCII' \
+         LC_COLLATE 'C' LC_CTYPE 'C'",
+    )
+    .await;
+    let legacy = db.client_to("legacy_bytes").await;
+    for file in Data::Seed.files() {
+        legacy.batch_execute(&db_file(file)).await.expect(file);
+    }
+    legacy
+        .batch_execute("UPDATE users SET first_name = E'Ren\\xe9e' WHERE id = 1")
+        .await
+        .expect("store a Latin-1 name");
+    let app = spawn_app_setting(db, &[("SPIN_VARIABLE_DB_NAME", "legacy_bytes")]).await;
+
+    for path in ["/api/reports/daily_usage", "/api/reports/user_visits"] {
+        assert_eq!(app.get(path).await.status(), 200, "{path}");
+    }
+    let (status, _) = app
+        .get_v2_json("/api/v2/usage?from=2023-01-01&to=2023-03-01")
+        .await;
+    assert_eq!(status, 200);
+    for path in [
+        "/api/v2/members?from=2023-01-01&to=2023-03-01&include_inactive=true&sort=member_id",
+        "/api/v2/members?include_inactive=true&sort=member_id&format=csv",
+        "/api/v2/members/1",
+    ] {
+        let response = app.get_v2(path).await;
+        assert_eq!(response.status, 500, "{path}");
+        assert_eq!(
+            response.json()["detail"],
+            "the report data holds a value it cannot represent",
+            "{path}"
+        );
+    }
+    let logs = app.host.logs();
+    assert!(
+        logs.contains("report data error: ERROR 22021: invalid byte sequence"),
+        "{logs}"
+    );
 }

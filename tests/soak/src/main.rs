@@ -7,7 +7,7 @@
 //! every 200 is the reference; outside the faults nothing fails; inside
 //! them only 503s (readiness's 500) come, each within 5 s but for the black
 //! hole, which Spin cannot bound (its requests must end once it ends); the
-//! first success follows each fault's end within 1 s; the host's memory at
+//! failures end within 1 s of each fault's end; the host's memory at
 //! the end is within 10 % of its memory after the first round; the service's
 //! PostgreSQL connections stay within its two pools of 64 (readiness's address
 //! and the reports'); the host never exits; and no answer or log line carries

@@ -14,7 +14,7 @@ use crate::schedule::{Kind, Window};
 const GRACE: Duration = Duration::from_secs(1);
 /// A failure must come at least this fast, but for a black hole.
 const QUICK: Duration = Duration::from_secs(5);
-/// The first success after a fault comes within this.
+/// No request asked later than this after a fault's end fails.
 const RECOVERY: Duration = Duration::from_secs(1);
 /// Spin's pools: one per address string, of at most 64 connections. The
 /// service opens two addresses, readiness's (a 2 s statement timeout in its
@@ -24,12 +24,15 @@ const ADDRESSES: i64 = 2;
 
 struct Row {
     label: String,
-    seconds: f64,
+    seconds: Option<f64>,
     answers: usize,
     correct: usize,
     failed_as_expected: usize,
     other: usize,
     slowest: Duration,
+    /// After the fault's end: when the last request that failed was asked
+    /// (zero if none failed), and when the first success came.
+    recovered: Option<Duration>,
     first_success: Option<Duration>,
 }
 
@@ -60,9 +63,6 @@ impl Verdict {
     ) -> Verdict {
         let mut failures = Vec::new();
         let mut rows = Vec::new();
-        let inside = |answer: &Answer, window: &Window| {
-            answer.asked < window.end + GRACE && answer.answered > window.start
-        };
         for answer in answers.iter().filter(|answer| answer.wrong.is_some()) {
             failures.push(format!(
                 "a wrong {:?} body: {}",
@@ -70,12 +70,7 @@ impl Verdict {
                 answer.wrong.as_deref().unwrap_or_default()
             ));
         }
-        let outside: Vec<&Answer> = answers
-            .iter()
-            .filter(|answer| {
-                answer.asked >= warm && !windows.iter().any(|window| inside(answer, window))
-            })
-            .collect();
+        let outside = outside_the_faults(answers, warm, windows);
         let outside_row = row("outside the faults", None, &outside);
         if outside_row.correct != outside_row.answers {
             failures.push(format!(
@@ -85,7 +80,8 @@ impl Verdict {
             ));
         }
         rows.push(outside_row);
-        for window in windows {
+        for (index, window) in windows.iter().enumerate() {
+            let next = windows.get(index + 1).map(|next| next.start);
             let mine: Vec<&Answer> = answers
                 .iter()
                 .filter(|answer| inside(answer, window))
@@ -116,23 +112,19 @@ impl Verdict {
                     ));
                 }
             }
-            let first_success = answers
-                .iter()
-                .filter(|answer| {
-                    answer.endpoint.reads_the_database()
-                        && answer.asked >= window.end
-                        && answer.correct()
-                })
-                .map(|answer| answer.answered - window.end)
-                .min();
-            match first_success {
+            let recovered = recovered_after(window, next, answers);
+            match recovered {
                 Some(after) if after <= RECOVERY => {}
-                other => failures.push(format!(
-                    "{label}: the first success came {other:?} after the fault ended"
+                Some(after) => failures.push(format!(
+                    "{label}: a request asked {after:.1?} after the fault ended failed"
+                )),
+                None => failures.push(format!(
+                    "{label}: no request succeeded after the fault ended"
                 )),
             }
             let mut window_row = row(&label, Some(window.end - window.start), &mine);
-            window_row.first_success = first_success;
+            window_row.recovered = recovered;
+            window_row.first_success = first_success_after(window, answers);
             rows.push(window_row);
         }
         let (rss_warm, rss_end) = resources.rss;
@@ -157,7 +149,12 @@ impl Verdict {
                 .map(|finding| format!("a leak: {finding}")),
         );
         let summary = vec![
-            format!("requests: {} ({} after warm-up)", answers.len(), answers.iter().filter(|a| a.asked >= warm).count()),
+            format!(
+                "requests: {} ({} after warm-up)",
+                answers.len(),
+                answers.iter().filter(|a| a.asked >= warm).count()
+            ),
+            format!("answers outside the faults, ms: {}", percentiles(&outside)),
             format!(
                 "host RSS: {:.1} MiB after warm-up (the first round), {:.1} MiB at the end ({:+.1} %)",
                 rss_warm as f64 / 1024.0,
@@ -193,22 +190,22 @@ impl Verdict {
 
     pub fn print(&self) {
         println!(
-            "\n| phase | seconds | answers | 200, the reference | 503 (readiness 500) | other | slowest ms | first success after, ms |"
+            "\n| phase | seconds | answers | 200, the reference | 503 (readiness 500) | other | slowest ms | failures end after, ms | first success after, ms |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for row in &self.rows {
             println!(
-                "| {} | {:.1} | {} | {} | {} | {} | {:.0} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |",
                 row.label,
-                row.seconds,
+                row.seconds
+                    .map_or_else(|| "-".into(), |seconds| format!("{seconds:.1}")),
                 row.answers,
                 row.correct,
                 row.failed_as_expected,
                 row.other,
                 row.slowest.as_secs_f64() * 1000.0,
-                row.first_success
-                    .map(|after| format!("{:.0}", after.as_secs_f64() * 1000.0))
-                    .unwrap_or_else(|| "-".into())
+                milliseconds(row.recovered),
+                milliseconds(row.first_success),
             );
         }
         println!();
@@ -229,7 +226,7 @@ fn row(label: &str, duration: Option<Duration>, answers: &[&Answer]) -> Row {
         .count();
     Row {
         label: label.to_owned(),
-        seconds: duration.map_or(0.0, |duration| duration.as_secs_f64()),
+        seconds: duration.map(|duration| duration.as_secs_f64()),
         answers: answers.len(),
         correct,
         failed_as_expected,
@@ -239,6 +236,137 @@ fn row(label: &str, duration: Option<Duration>, answers: &[&Answer]) -> Row {
             .map(|answer| answer.took())
             .max()
             .unwrap_or_default(),
+        recovered: None,
         first_success: None,
+    }
+}
+
+/// Whether an answer was in flight during the window, or its grace after it.
+fn inside(answer: &Answer, window: &Window) -> bool {
+    answer.asked < window.end + GRACE && answer.answered > window.start
+}
+
+/// The answers asked after the warm-up and in no window.
+fn outside_the_faults<'a>(
+    answers: &'a [Answer],
+    warm: Instant,
+    windows: &[Window],
+) -> Vec<&'a Answer> {
+    answers
+        .iter()
+        .filter(|answer| {
+            answer.asked >= warm && !windows.iter().any(|window| inside(answer, window))
+        })
+        .collect()
+}
+
+/// How long after the window's end requests still failed: the latest ask,
+/// after the end, of a request that failed before the `next` window (zero
+/// if none did); `None` if no request asked after the end succeeded. Unlike
+/// the first success, it does not count how long a request waits for the
+/// busy cores.
+fn recovered_after(window: &Window, next: Option<Instant>, answers: &[Answer]) -> Option<Duration> {
+    first_success_after(window, answers)?;
+    Some(
+        answers
+            .iter()
+            .filter(|answer| {
+                answer.endpoint.reads_the_database()
+                    && answer.asked >= window.end
+                    && next.is_none_or(|next| answer.answered < next)
+                    && !answer.correct()
+            })
+            .map(|answer| answer.asked - window.end)
+            .max()
+            .unwrap_or_default(),
+    )
+}
+
+/// When the first correct answer to a request asked after the window's end
+/// came, after that end.
+fn first_success_after(window: &Window, answers: &[Answer]) -> Option<Duration> {
+    answers
+        .iter()
+        .filter(|answer| {
+            answer.endpoint.reads_the_database() && answer.asked >= window.end && answer.correct()
+        })
+        .map(|answer| answer.answered - window.end)
+        .min()
+}
+
+/// The median, 90th and 99th percentile and the slowest of the answers' times.
+fn percentiles(answers: &[&Answer]) -> String {
+    let mut took: Vec<Duration> = answers.iter().map(|answer| answer.took()).collect();
+    took.sort_unstable();
+    let Some(&slowest) = took.last() else {
+        return "none".into();
+    };
+    let at = |fraction: f64| took[((took.len() - 1) as f64 * fraction) as usize];
+    format!(
+        "p50 {}, p90 {}, p99 {}, slowest {}",
+        milliseconds(Some(at(0.5))),
+        milliseconds(Some(at(0.9))),
+        milliseconds(Some(at(0.99))),
+        milliseconds(Some(slowest))
+    )
+}
+
+fn milliseconds(duration: Option<Duration>) -> String {
+    duration.map_or_else(
+        || "-".into(),
+        |duration| format!("{:.0}", duration.as_secs_f64() * 1000.0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Endpoint;
+
+    fn answer(asked: Instant, took_ms: u64, status: u16) -> Answer {
+        Answer {
+            endpoint: Endpoint::DailyUsage,
+            asked,
+            answered: asked + Duration::from_millis(took_ms),
+            status: Some(status),
+            wrong: None,
+        }
+    }
+
+    #[test]
+    fn failures_end_at_the_last_failed_ask_before_the_next_window() {
+        let start = Instant::now();
+        let window = Window {
+            kind: Kind::Proxy(Fault::Reset),
+            start,
+            end: start + Duration::from_secs(4),
+        };
+        let next = Some(start + Duration::from_secs(7));
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // A slow first success does not delay the recovery; a failure asked
+        // 300 ms after the end does.
+        let answers = [
+            answer(at(3_000), 100, 503),
+            answer(at(4_000), 1_500, 200),
+            answer(at(4_300), 50, 503),
+            answer(at(4_400), 50, 200),
+            // In flight when the next fault began: that fault's.
+            answer(at(6_900), 200, 503),
+        ];
+        assert_eq!(
+            recovered_after(&window, next, &answers),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(
+            first_success_after(&window, &answers),
+            Some(Duration::from_millis(450))
+        );
+        assert_eq!(
+            recovered_after(&window, next, &answers[1..2]),
+            Some(Duration::ZERO)
+        );
+        // Nothing succeeded after the end: no recovery at all.
+        assert_eq!(recovered_after(&window, next, &answers[..1]), None);
+        assert_eq!(recovered_after(&window, next, &answers[2..3]), None);
     }
 }

@@ -96,8 +96,13 @@ impl TestDatabase {
 
     /// A superuser connection, retried while the server is still starting.
     pub async fn client(&self) -> Client {
+        self.client_to("postgres").await
+    }
+
+    /// A superuser connection to `database`.
+    pub async fn client_to(&self, database: &str) -> Client {
         let config = format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres password='{}'",
+            "host=127.0.0.1 port={} user=postgres dbname={database} password='{}'",
             self.port(),
             SUPERUSER_PASSWORD
                 .replace('\\', "\\\\")
