@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS analytics.user_tokens (
 ALTER TABLE analytics.user_tokens
     ADD COLUMN IF NOT EXISTS used bigint NOT NULL DEFAULT 0,
     ADD COLUMN IF NOT EXISTS last_used timestamp;
+-- The members with the most visits first, as the v2 member list over all time
+-- reads its leaders (src/v2/members_sql.rs): the first page of 95,000 members
+-- without sorting them all. Only corrections and the hourly closing write it.
+CREATE INDEX IF NOT EXISTS user_tokens_by_used
+    ON analytics.user_tokens (used DESC, user_id) WHERE visits <> 0;
 
 -- The v2 usage report's counts, per 15 minutes of UTC: tokens of closed time
 -- (issued, and used) and members (by joined_at, all of them: members are

@@ -97,7 +97,7 @@ fn members(settings: &ReportSettings, req: &Request) -> Result<Representation, P
     let page_size = query.page_size(format);
     let parameters = query.sql_parameters(settings.db_timezone, None, page_size);
     let rows = session
-        .query_report(&query.sort.sql(), &parameters)
+        .query_report(&query.sql(None, page_size), &parameters)
         .map_err(failed)?;
     let page = MembersPage::from_rows(rows).map_err(failed)?;
     let link = query.page_links(req.path(), req.query(), page_size, page.total);
@@ -135,7 +135,10 @@ fn member(
     let row_parameters =
         row_query.sql_parameters(settings.db_timezone, Some(member_id), row_query.limit);
     let rows = session
-        .query_report(&row_query.sort.sql(), &row_parameters)
+        .query_report(
+            &row_query.sql(Some(member_id), row_query.limit),
+            &row_parameters,
+        )
         .map_err(failed)?;
     let page = MembersPage::from_rows(rows).map_err(failed)?;
     let Some(row) = page.members.into_iter().next() else {

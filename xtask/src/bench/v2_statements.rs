@@ -43,7 +43,7 @@ pub fn statement(path: &str) -> Result<Statement> {
             let format = request.format.unwrap_or(Format::Json);
             let members = request.resolve(None).map_err(problem)?;
             Ok(Statement {
-                sql: members.sort.sql(),
+                sql: members.sql(None, members.page_size(format)),
                 parameters: members.sql_parameters(DEFAULT_ZONE, None, members.page_size(format)),
             })
         }
