@@ -30,6 +30,8 @@ CREATE SCHEMA IF NOT EXISTS analytics;
 
 -- Replaced by a function of four arguments (an earlier version's).
 DROP FUNCTION IF EXISTS analytics.add_user_tokens(integer, bigint);
+-- Replaced by a function of two arguments (all time, or a month).
+DROP FUNCTION IF EXISTS analytics.find_last_used(integer);
 
 -- Used tokens of closed time per day of created_at. A day's count is spread
 -- over `slot` stripes (the writing backend's pid modulo 8): concurrent sessions
@@ -66,6 +68,24 @@ ALTER TABLE analytics.user_tokens
 -- without sorting them all. Only corrections and the hourly closing write it.
 CREATE INDEX IF NOT EXISTS user_tokens_by_used
     ON analytics.user_tokens (used DESC, user_id) WHERE visits <> 0;
+
+-- The same counts per calendar month of created_at, as written (the v2 member
+-- list of a month reads its leaders from them, src/v2/members_sql.rs): `visits`
+-- every token, `used` the used ones, `last_used` the latest created_at of a
+-- used one in the month. Written only by corrections of closed time
+-- (add_user_tokens) and the hourly closing, which changes `used` (in the
+-- index): no HOT updates to leave room for. Zero counts stay, as in
+-- user_tokens.
+CREATE TABLE IF NOT EXISTS analytics.member_months (
+    month     date      NOT NULL,
+    user_id   integer   NOT NULL,
+    visits    bigint    NOT NULL,
+    used      bigint    NOT NULL,
+    last_used timestamp,
+    CONSTRAINT member_months_pk PRIMARY KEY (month, user_id)
+);
+CREATE INDEX IF NOT EXISTS member_months_by_used
+    ON analytics.member_months (month, used DESC, user_id) WHERE visits <> 0;
 
 -- The v2 usage report's counts, per 15 minutes of UTC: tokens of closed time
 -- (issued, and used) and members (by joined_at, all of them: members are
@@ -152,16 +172,20 @@ CREATE INDEX IF NOT EXISTS analytics_tokens_created_at ON tokens
 -- depend on one: every table, function, operator and type is schema-qualified,
 -- and pg_temp is never searched for qualified names.
 
--- Add `issued` tokens, `used` of them used, to the tokens of `user_id`;
--- `created_at` is theirs (one token's: `used` is -1, 0 or 1). An UPDATE first,
--- the cheap path of every write but a user's first token; ON CONFLICT covers
--- two first tokens at once. A used token added can only move last_used
--- later; one taken away that was the latest makes find_last_used look again.
+-- Add `issued` tokens, `used` of them used, to the tokens of `user_id`, and
+-- to its count of their month; `created_at` is theirs (one token's: `used` is
+-- -1, 0 or 1). An UPDATE first, the cheap path of every write but a user's
+-- first token (of the month); ON CONFLICT covers two first tokens at once. A
+-- used token added can only move last_used later; one taken away that was the
+-- latest makes find_last_used look again. The two tables get the same
+-- statements, written out for each: one function over either table would
+-- need EXECUTE, planned anew on every call of a trigger.
 CREATE OR REPLACE FUNCTION analytics.add_user_tokens(
     user_id integer, issued bigint, used bigint, created_at timestamp)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     latest timestamp;
+    token_month date := pg_catalog.date_trunc('month', add_user_tokens.created_at)::pg_catalog.date;
 BEGIN
     UPDATE analytics.user_tokens AS r
     SET visits = r.visits OPERATOR(pg_catalog.+) issued,
@@ -184,18 +208,43 @@ BEGIN
     END IF;
     IF add_user_tokens.used OPERATOR(pg_catalog.<) 0
        AND latest OPERATOR(pg_catalog.=) add_user_tokens.created_at THEN
-        PERFORM analytics.find_last_used(add_user_tokens.user_id);
+        PERFORM analytics.find_last_used(add_user_tokens.user_id, NULL);
+    END IF;
+    UPDATE analytics.member_months AS r
+    SET visits = r.visits OPERATOR(pg_catalog.+) issued,
+        used = r.used OPERATOR(pg_catalog.+) add_user_tokens.used,
+        last_used = CASE WHEN add_user_tokens.used OPERATOR(pg_catalog.>) 0
+                         THEN GREATEST(r.last_used, add_user_tokens.created_at)
+                         ELSE r.last_used END
+    WHERE r.month OPERATOR(pg_catalog.=) token_month
+      AND r.user_id OPERATOR(pg_catalog.=) add_user_tokens.user_id
+    RETURNING r.last_used INTO latest;
+    IF NOT FOUND THEN
+        INSERT INTO analytics.member_months AS r (month, user_id, visits, used, last_used)
+        VALUES (token_month, add_user_tokens.user_id, issued, add_user_tokens.used,
+                CASE WHEN add_user_tokens.used OPERATOR(pg_catalog.>) 0
+                     THEN add_user_tokens.created_at END)
+        ON CONFLICT ON CONSTRAINT member_months_pk
+        DO UPDATE SET visits = r.visits OPERATOR(pg_catalog.+) excluded.visits,
+                      used = r.used OPERATOR(pg_catalog.+) excluded.used,
+                      last_used = GREATEST(r.last_used, excluded.last_used)
+        RETURNING r.last_used INTO latest;
+    END IF;
+    IF add_user_tokens.used OPERATOR(pg_catalog.<) 0
+       AND latest OPERATOR(pg_catalog.=) add_user_tokens.created_at THEN
+        PERFORM analytics.find_last_used(add_user_tokens.user_id, token_month);
     END IF;
 END
 $$;
 
 -- Sets last_used of `user_id` from `tokens`, after its latest used token was
--- taken away (by a correction: rare). The user's row is locked by the caller,
+-- taken away (by a correction: rare): over all time when `month` is NULL,
+-- else in that month. The user's row is locked by the caller,
 -- and this is a statement of its own, so (read committed) it sees every
 -- change committed before that lock, and this transaction's own, the
 -- current statement's included (it runs in an AFTER trigger); a change not
 -- yet committed waits for the lock and then moves last_used itself.
-CREATE OR REPLACE FUNCTION analytics.find_last_used(user_id integer)
+CREATE OR REPLACE FUNCTION analytics.find_last_used(user_id integer, month date)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -207,10 +256,18 @@ BEGIN
     FROM analytics.rollup_boundary AS b;
     EXECUTE format(
         'SELECT max(created_at) FROM %s
-         WHERE user_id = $1 AND used_at IS NOT NULL AND created_at < $2', tokens)
-    INTO latest USING find_last_used.user_id, closed_before;
-    UPDATE analytics.user_tokens AS r SET last_used = latest
-    WHERE r.user_id = find_last_used.user_id;
+         WHERE user_id = $1 AND used_at IS NOT NULL AND created_at < $2
+           AND ($3 IS NULL OR created_at >= $3)', tokens)
+    INTO latest
+    USING find_last_used.user_id,
+          LEAST(closed_before, find_last_used.month + interval '1 month'), find_last_used.month;
+    IF find_last_used.month IS NULL THEN
+        UPDATE analytics.user_tokens AS r SET last_used = latest
+        WHERE r.user_id = find_last_used.user_id;
+    ELSE
+        UPDATE analytics.member_months AS r SET last_used = latest
+        WHERE r.user_id = find_last_used.user_id AND r.month = find_last_used.month;
+    END IF;
 END
 $$;
 
@@ -334,6 +391,8 @@ DECLARE
     new_day date := NEW.created_at::pg_catalog.date;
     same_user boolean := OLD.user_id OPERATOR(pg_catalog.=) NEW.user_id;
     same_day boolean := old_day OPERATOR(pg_catalog.=) new_day;
+    same_month boolean := pg_catalog.date_trunc('month', OLD.created_at)
+                          OPERATOR(pg_catalog.=) pg_catalog.date_trunc('month', NEW.created_at);
     same_time boolean := OLD.created_at IS NOT DISTINCT FROM NEW.created_at;
 BEGIN
     IF old_closed AND new_closed AND same_time THEN
@@ -351,7 +410,8 @@ BEGIN
                 1, new_used::pg_catalog.int4);
         END IF;
     END IF;
-    IF old_closed AND new_closed AND same_user AND (same_time OR NOT (old_used OR new_used)) THEN
+    IF old_closed AND new_closed AND same_user AND same_month
+       AND (same_time OR NOT (old_used OR new_used)) THEN
         IF old_used OPERATOR(pg_catalog.<>) new_used THEN
             PERFORM analytics.add_user_tokens(NEW.user_id, 0,
                 new_used::pg_catalog.int4 OPERATOR(pg_catalog.-) old_used::pg_catalog.int4,
@@ -383,7 +443,8 @@ $$;
 CREATE OR REPLACE FUNCTION analytics.forget_truncated_tokens() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
-    TRUNCATE analytics.user_tokens, analytics.daily_used_tokens, analytics.token_slots;
+    TRUNCATE analytics.user_tokens, analytics.member_months, analytics.daily_used_tokens,
+        analytics.token_slots;
     RETURN NULL;
 END
 $$;
@@ -498,12 +559,29 @@ BEGIN
                        last_used = CASE WHEN $1 > 0 THEN GREATEST(r.last_used, excluded.last_used)
                                         ELSE r.last_used END', tokens)
     USING sign, low, high;
+    EXECUTE format(
+        'INSERT INTO analytics.member_months AS r (month, user_id, visits, used, last_used)
+         SELECT date_trunc(''month'', created_at)::date, user_id, $1 * count(*), $1 * count(used_at),
+                max(created_at) FILTER (WHERE used_at IS NOT NULL)
+         FROM %s WHERE created_at >= $2 AND created_at < $3 GROUP BY 1, 2
+         ON CONFLICT ON CONSTRAINT member_months_pk
+         DO UPDATE SET visits = r.visits + excluded.visits, used = r.used + excluded.used,
+                       last_used = CASE WHEN $1 > 0 THEN GREATEST(r.last_used, excluded.last_used)
+                                        ELSE r.last_used END', tokens)
+    USING sign, low, high;
     IF sign < 0 THEN
         EXECUTE format(
             'UPDATE analytics.user_tokens AS r
              SET last_used = (SELECT max(t.created_at) FROM %s AS t
                               WHERE t.user_id = r.user_id AND t.used_at IS NOT NULL
                                 AND t.created_at < $1)
+             WHERE r.last_used >= $1', tokens)
+        USING low;
+        EXECUTE format(
+            'UPDATE analytics.member_months AS r
+             SET last_used = (SELECT max(t.created_at) FROM %s AS t
+                              WHERE t.user_id = r.user_id AND t.used_at IS NOT NULL
+                                AND t.created_at >= r.month AND t.created_at < $1)
              WHERE r.last_used >= $1', tokens)
         USING low;
     END IF;
@@ -557,7 +635,7 @@ $$;
 -- Only the owner may move the counts; close_rollups is granted to the
 -- service's role by deployment/postgres/readonly-role.sql.
 REVOKE EXECUTE ON FUNCTION analytics.add_user_tokens(integer, bigint, bigint, timestamp),
-    analytics.find_last_used(integer),
+    analytics.find_last_used(integer, date),
     analytics.add_used_tokens(date, bigint),
     analytics.add_slot_tokens(timestamp, bigint, bigint),
     analytics.add_slot_members(timestamp, bigint),
@@ -575,6 +653,7 @@ CREATE OR REPLACE TRIGGER analytics_forget_truncated_members
 -- Backfill (or rebuild): nothing closed, then close time up to the previous
 -- hour, which counts every token created before it; every member.
 DELETE FROM analytics.user_tokens;
+DELETE FROM analytics.member_months;
 DELETE FROM analytics.daily_used_tokens;
 DELETE FROM analytics.token_slots;
 DELETE FROM analytics.member_slots;
@@ -590,6 +669,7 @@ SELECT analytics.close_rollups();
 
 -- The report queries plan with fresh statistics from the first read.
 ANALYZE analytics.user_tokens;
+ANALYZE analytics.member_months;
 ANALYZE analytics.daily_used_tokens;
 ANALYZE analytics.token_slots;
 ANALYZE analytics.member_slots;

@@ -13,7 +13,7 @@ use spin_sdk::pg4::{DbValue, ParameterValue, RowSet};
 
 use crate::errors::AppError;
 use crate::reports::ReportSql;
-use crate::v2::members_sql::members_sql;
+use crate::v2::members_sql::{members_sql, Leaders};
 use crate::v2::negotiate::Format;
 use crate::v2::params::{Params, PeriodRequest, ReportPeriod};
 use crate::v2::period::epoch_days;
@@ -33,6 +33,10 @@ pub const PARAMETERS: &[&str] = &[
 ];
 
 pub const DEFAULT_LIMIT: i64 = 50;
+/// The longest range that a month's rollups may serve: a month, with its
+/// edges in the report's zone, and a few days more (the statement reads
+/// `tokens` where the difference is more than a quarter of the range).
+pub const MONTH_LEADERS_DAYS: i64 = 35;
 pub const MAX_LIMIT: i64 = 1_000;
 
 /// The orders of the list. Ties break by `member_id`, so pages are stable.
@@ -162,10 +166,17 @@ impl MembersQuery {
 
     /// The statements of this query, as `sql_parameters`: `member` lists one
     /// member alone, in pages of `page_size` rows. The rollups' leaders serve
-    /// a page of the active members (for all of them, 1.1 s instead of 0.9).
+    /// a page of the active members (for all of them, 1.1 s instead of 0.9):
+    /// a month's for a range of up to `MONTH_LEADERS_DAYS`, else all time's.
     pub fn sql(&self, member: Option<i32>, page_size: Option<i64>) -> ReportSql {
         let leaders_only = !self.include_inactive && member.is_none() && page_size.is_some();
-        members_sql(self.sort, leaders_only)
+        let days = (self.period.range.to - self.period.range.from).num_days();
+        let leaders = leaders_only.then_some(if days <= MONTH_LEADERS_DAYS {
+            Leaders::OfAMonth
+        } else {
+            Leaders::OfAllTime
+        });
+        members_sql(self.sort, leaders)
     }
 
     /// The statement's parameters, for pages of `page_size` rows (`None`: all);
@@ -429,17 +440,35 @@ mod tests {
 
     #[test]
     fn only_a_page_of_the_active_members_by_most_visits_reads_the_leaders() {
-        let leaders = members_sql(Sort::MostVisits, true).rollups;
-        let reads_leaders = |query: &str, member: Option<i32>, format: Format| {
+        let leaders_read = |query: &str, member: Option<i32>, format: Format| {
             let query = parse(query).unwrap();
-            query.sql(member, query.page_size(format)).rollups == leaders
+            let sql = query.sql(member, query.page_size(format)).rollups;
+            [Leaders::OfAllTime, Leaders::OfAMonth]
+                .into_iter()
+                .find(|&leaders| members_sql(Sort::MostVisits, Some(leaders)).rollups == sql)
         };
-        assert!(reads_leaders("", None, Format::Json));
-        assert!(reads_leaders("limit=7&offset=30", None, Format::Csv));
-        assert!(!reads_leaders("", None, Format::Csv), "every row");
-        assert!(!reads_leaders("include_inactive=true", None, Format::Json));
-        assert!(!reads_leaders("", Some(3), Format::Json), "one member");
-        assert!(!reads_leaders("sort=visits", None, Format::Json));
+        let all_time = Some(Leaders::OfAllTime);
+        let month = Some(Leaders::OfAMonth);
+        // The default range: the 30 days up to today.
+        assert_eq!(leaders_read("", None, Format::Json), month);
+        assert_eq!(
+            leaders_read("from=2000-01-01", None, Format::Json),
+            all_time
+        );
+        let march = "from=2024-03-01&to=2024-04-01&tz=Asia/Kolkata";
+        assert_eq!(leaders_read(march, None, Format::Json), month);
+        let five_weeks = "from=2024-03-01&to=2024-04-05";
+        assert_eq!(leaders_read(five_weeks, None, Format::Json), month);
+        let longer = "from=2024-03-01&to=2024-04-06";
+        assert_eq!(leaders_read(longer, None, Format::Json), all_time);
+        assert_eq!(leaders_read("limit=7&offset=30", None, Format::Csv), month);
+        assert_eq!(leaders_read("", None, Format::Csv), None, "every row");
+        assert_eq!(
+            leaders_read("include_inactive=true", None, Format::Json),
+            None
+        );
+        assert_eq!(leaders_read("", Some(3), Format::Json), None, "one member");
+        assert_eq!(leaders_read("sort=visits", None, Format::Json), None);
     }
 
     #[test]
@@ -450,11 +479,14 @@ mod tests {
         }
         let statements: std::collections::HashSet<&str> = Sort::ALL
             .iter()
-            .flat_map(|&sort| [members_sql(sort, false), members_sql(sort, true)])
+            .flat_map(|&sort| {
+                [None, Some(Leaders::OfAllTime), Some(Leaders::OfAMonth)]
+                    .map(|leaders| members_sql(sort, leaders))
+            })
             .flat_map(|sql| [sql.rollups, sql.tokens])
             .collect();
-        // The leaders' statement over the rollups is the one more.
-        assert_eq!(statements.len(), 2 * Sort::ALL.len() + 1);
+        // The leaders' two statements over the rollups are the two more.
+        assert_eq!(statements.len(), 2 * Sort::ALL.len() + 2);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The member list's SQL, one statement per order, each over `tokens` and over
 //! the rollups of `db/migrations/001_report_rollups.up.sql` (the per-member
 //! counts of closed time, plus the tokens near the range's end and of open
-//! time), and one more over the rollups for a page of the most visits first
-//! (`LEADERS`). All take the same parameters and give the same row.
+//! time), and two more over the rollups for a page of the most visits first
+//! (`LEADERS` over all time, `MONTH_LEADERS` over a month's). All take the
+//! same parameters and give the same row.
 //!
 //! Parameters: `$1` and `$2` the range's first and end date as days since
 //! 1970-01-01, `$3` the report's zone, `$4` the database's zone, `$5` whether
@@ -66,18 +67,27 @@ macro_rules! tokens_activity_sql {
 }
 
 /// The figures of the members in `$closed` (rollup rows) and `$corrections`
-/// (the window's), added up. Where the rollup's latest visit is after the
-/// range's end and the window has none in the range, the member's latest
-/// before the window is `looked_up` among its tokens, or `left_for_the_page`:
-/// `visit_before` says before when, for `latest_visit_sql!`.
+/// (the window's), added up.
+///
+/// The latest visit: the rollup's when it is in the time that both the
+/// rollup and the range hold (`reach.kept_from` to `kept_before`, between the
+/// windows), unless the window after it has a later one in the range
+/// (`late_visit`). Where the rollup's is after that time and the window after
+/// it has none, the member's latest in that time is `looked_up` among its
+/// tokens, or `left_for_the_page` (`visit_before` says before when, for
+/// `latest_visit_sql!`); without one there, it is the window's.
 macro_rules! rolled_sql {
     ($closed:literal, $corrections:literal, looked_up) => {
         rolled_sql!(
             @ $closed,
             $corrections,
             concat!(
-                "WHEN c.last_used IS NOT NULL THEN ",
-                visit_lookup_sql!("c.user_id", "(x.end_day - 2)::timestamp")
+                "COALESCE(",
+                visit_lookup_sql!(
+                    "c.user_id",
+                    "t.created_at >= x.kept_from AND t.created_at < x.kept_before"
+                ),
+                ", w.last_visit)"
             ),
             "NULL::timestamp"
         )
@@ -86,9 +96,9 @@ macro_rules! rolled_sql {
         rolled_sql!(
             @ $closed,
             $corrections,
-            "",
-            "CASE WHEN w.last_visit IS NULL AND c.last_used >= (x.end_day - 2)::timestamp
-             THEN (x.end_day - 2)::timestamp
+            "w.last_visit",
+            "CASE WHEN w.late_visit IS NULL AND c.last_used >= x.kept_before
+             THEN x.kept_before
            END"
         )
     };
@@ -98,13 +108,12 @@ macro_rules! rolled_sql {
     SELECT COALESCE(c.user_id, w.user_id) AS user_id,
            COALESCE(c.visits, 0) + COALESCE(w.visits, 0) AS visits,
            COALESCE(c.tokens_issued, 0) + COALESCE(w.tokens_issued, 0) AS tokens_issued,
-           CASE WHEN w.last_visit IS NOT NULL
-                  THEN GREATEST(w.last_visit,
-                                CASE WHEN c.last_used < (x.end_day - 2)::timestamp THEN c.last_used END)
-                WHEN c.last_used < (x.end_day - 2)::timestamp THEN c.last_used
-                ",
+           CASE WHEN w.late_visit IS NOT NULL THEN w.late_visit
+                WHEN c.last_used >= x.kept_from AND c.last_used < x.kept_before THEN c.last_used
+                WHEN c.last_used >= x.kept_before THEN ",
             $looked_up,
             "
+                ELSE w.last_visit
            END AT TIME ZONE $4::text AS last_visit,
            ",
             $visit_before,
@@ -120,15 +129,15 @@ macro_rules! rolled_sql {
     };
 }
 
-/// The latest `created_at` of `$user`'s used tokens before `$before`, by
-/// `tokens_user_id_token_used_at_index`. The bound is the aggregate's filter,
+/// The latest `created_at` of `$user`'s used tokens `t` where `$when`, by
+/// `tokens_user_id_token_used_at_index`. The bounds are the aggregate's filter,
 /// not an index condition: as one, the planner ANDed the BRIN index's bitmap
 /// of nearly every token, 2.3 ms a lookup.
 macro_rules! visit_lookup_sql {
-    ($user:literal, $before:literal) => {
+    ($user:literal, $when:literal) => {
         concat!(
-            "(SELECT max(t.created_at) FILTER (WHERE t.created_at < ",
-            $before,
+            "(SELECT max(t.created_at) FILTER (WHERE ",
+            $when,
             ") FROM tokens t WHERE t.user_id = ",
             $user,
             " AND t.used_at IS NOT NULL)"
@@ -154,8 +163,10 @@ macro_rules! visit_lookup_sql {
 /// or after today is the case they are for.
 macro_rules! rollup_window_sql {
     () => {
-        "reach AS NOT MATERIALIZED (
-  SELECT s.first_day, s.end_day, b.closed_before,
+        concat!(
+            "reach AS NOT MATERIALIZED (
+  SELECT s.first_day, s.end_day, b.closed_before, TIMESTAMP '-infinity' AS kept_from,
+         LEAST(b.closed_before, (s.end_day - 2)::timestamp) AS kept_before,
          CASE WHEN NOT isfinite(b.closed_before) THEN false
               WHEN f.first_slot IS NULL THEN true
               WHEN f.first_slot < (s.first_day + 3)::timestamp THEN false
@@ -167,24 +178,38 @@ macro_rules! rollup_window_sql {
 ),
 window_tokens AS (
   SELECT t.user_id, t.created_at, t.used_at IS NOT NULL AS used,
-         t.created_at < x.closed_before AS closed,
+         t.created_at < x.closed_before AS counted,
          (t.created_at >= (x.first_day + 2)::timestamp AND t.created_at < (x.end_day - 2)::timestamp)
          OR (((t.created_at AT TIME ZONE $4::text) AT TIME ZONE $3::text)::date >= x.first_day
              AND ((t.created_at AT TIME ZONE $4::text) AT TIME ZONE $3::text)::date < x.end_day)
-           AS in_range
+           AS in_range,
+         true AS late
   FROM reach x JOIN tokens t
     ON x.from_rollup
-   AND t.created_at >= LEAST(x.closed_before, (x.end_day - 2)::timestamp)
+   AND t.created_at >= x.kept_before
    AND t.created_at < GREATEST(x.closed_before, (x.end_day + 2)::timestamp)
   WHERE $6::int4 IS NULL OR t.user_id = $6::int4
 ),
-corrections AS (
+",
+            corrections_sql!()
+        )
+    };
+}
+
+/// `corrections`: what the tokens of `window_tokens` change of each member's
+/// rollup figures, which count them where `counted`, when the range has them
+/// (`in_range`) or not; and the latest visit among them in the range, and
+/// among those `late` (after `reach.kept_before`).
+macro_rules! corrections_sql {
+    () => {
+        "corrections AS (
   SELECT user_id,
-         COALESCE(SUM(CASE WHEN closed THEN -1 ELSE 1 END)
-                    FILTER (WHERE closed <> in_range AND used), 0) AS visits,
-         COALESCE(SUM(CASE WHEN closed THEN -1 ELSE 1 END)
-                    FILTER (WHERE closed <> in_range), 0) AS tokens_issued,
-         MAX(created_at) FILTER (WHERE in_range AND used) AS last_visit
+         COALESCE(SUM(CASE WHEN counted THEN -1 ELSE 1 END)
+                    FILTER (WHERE counted <> in_range AND used), 0) AS visits,
+         COALESCE(SUM(CASE WHEN counted THEN -1 ELSE 1 END)
+                    FILTER (WHERE counted <> in_range), 0) AS tokens_issued,
+         MAX(created_at) FILTER (WHERE in_range AND used) AS last_visit,
+         MAX(created_at) FILTER (WHERE in_range AND used AND late) AS late_visit
   FROM window_tokens GROUP BY user_id
 )"
     };
@@ -220,9 +245,94 @@ activity AS (
     };
 }
 
+/// The CTEs of a list over one month's rollups (`member_months`), as
+/// `rollup_window_sql!` gives them over all time: `reach`, `corrections`.
+///
+/// Where the database writes in UTC and both edges of the range are exact
+/// instants (`day_starts_sql!`: `low` and `high`), the range is the tokens
+/// created in `[low, high)`, and the month of the rollups nearest to it (the
+/// one of its middle) counts those created in `[month, counted_before)`,
+/// which ends at the next month or at `closed_before`. Both hold the time
+/// from `kept_from` to `kept_before`; they differ only in the windows before
+/// and after it (up to the later start, and from the earlier end), whose
+/// tokens are read from `tokens` (`window_tokens`); a token outside them is
+/// in both or in neither. In Asia/Kolkata, a calendar month's windows are
+/// the 5½ hours at each end. The rollups serve where the windows are short:
+/// their closed time, in all, less than a quarter of the range's.
+macro_rules! month_window_sql {
+    () => {
+        concat!(
+            "edges AS (
+  ",
+            $crate::day_starts_sql!("ARRAY[$1::int4, $2::int4]", "$3"),
+            "
+),
+reach AS MATERIALIZED (
+  SELECT s.first_day, s.end_day, e.low, e.high, m.month, c.counted_before,
+         GREATEST(m.month, e.low) AS kept_from, LEAST(c.counted_before, e.high) AS kept_before,
+         e.exact AND $4::text = 'UTC' AND isfinite(b.closed_before)
+           AND LEAST(c.counted_before, e.high) > GREATEST(m.month, e.low)
+           AND 4 * ((GREATEST(m.month, e.low) - LEAST(m.month, e.low))
+                    + (LEAST(GREATEST(c.counted_before, e.high), b.closed_before)
+                       - LEAST(c.counted_before, e.high, b.closed_before)))
+               < LEAST(e.high, b.closed_before) - LEAST(e.low, b.closed_before)
+           AS from_rollup
+  FROM span s CROSS JOIN analytics.rollup_boundary b
+  CROSS JOIN (SELECT min(at) FILTER (WHERE n = 1) AS low, min(at) FILTER (WHERE n = 2) AS high,
+                     bool_and(exact) AS exact
+              FROM edges) AS e
+  CROSS JOIN LATERAL (SELECT date_trunc('month', e.low + (e.high - e.low) / 2) AS month
+                      OFFSET 0) AS m
+  CROSS JOIN LATERAL (SELECT LEAST(m.month + INTERVAL '1 month', b.closed_before)
+                               AS counted_before
+                      OFFSET 0) AS c
+),
+window_tokens AS (
+  SELECT t.user_id, t.created_at, t.used_at IS NOT NULL AS used,
+         t.created_at >= x.month AND t.created_at < x.counted_before AS counted,
+         t.created_at >= x.low AND t.created_at < x.high AS in_range,
+         false AS late
+  FROM reach x JOIN tokens t
+    ON x.from_rollup AND x.month <> x.low
+   AND t.created_at >= LEAST(x.month, x.low) AND t.created_at < x.kept_from
+  UNION ALL
+  SELECT t.user_id, t.created_at, t.used_at IS NOT NULL,
+         t.created_at < x.counted_before, t.created_at < x.high, true
+  FROM reach x JOIN tokens t
+    ON x.from_rollup AND x.counted_before <> x.high
+   AND t.created_at >= x.kept_before AND t.created_at < GREATEST(x.counted_before, x.high)
+),
+",
+            corrections_sql!()
+        )
+    };
+}
+
+/// The rollups' counts per member over all time, as the leaders read them.
+macro_rules! all_time_counts_sql {
+    () => {
+        "rollup_counts AS NOT MATERIALIZED (
+  SELECT user_id, used, visits, last_used FROM analytics.user_tokens
+)"
+    };
+}
+
+/// The rollups' counts per member in `reach.month`, read by
+/// `member_months_by_used`.
+macro_rules! month_counts_sql {
+    () => {
+        "rollup_counts AS NOT MATERIALIZED (
+  SELECT user_id, used, visits, last_used FROM analytics.member_months
+  WHERE month = (SELECT month::date FROM reach)
+)"
+    };
+}
+
 /// `activity` for the most visits first, without the members who have no
-/// tokens in the range and not for one member alone: where the rollups serve,
-/// they are read only as far as the order needs, by `user_tokens_by_used`.
+/// tokens in the range and not for one member alone, from the `$window` of
+/// the rollups' `$counts` (over all time or of a month): where the rollups
+/// serve, they are read only as far as the order needs, by
+/// `user_tokens_by_used` or `member_months_by_used`.
 /// That is the page's `limit + offset`, plus one for each member whom the
 /// window takes tokens from (who may fall behind), plus every member whom it
 /// changes (`shifted`, who may move ahead). Any other member keeps the rollup's
@@ -236,16 +346,19 @@ activity AS (
 /// as in `rollup_activity_sql!`, and outside, so that PostgreSQL does not start
 /// its parallel workers to check the gate (9.5 ms).
 macro_rules! leaders_activity_sql {
-    () => {
+    ($window:expr, $counts:expr) => {
         concat!(
-            rollup_window_sql!(),
+            $window,
+            ",
+",
+            $counts,
             ",
 shifted AS (
   SELECT user_id FROM corrections WHERE visits <> 0 OR tokens_issued <> 0
 ),
 leaders AS (
   SELECT r.user_id, r.used AS visits, r.visits AS tokens_issued, r.last_used
-  FROM analytics.user_tokens r
+  FROM rollup_counts r
   WHERE (SELECT from_rollup FROM reach) AND r.visits <> 0
   ORDER BY r.used DESC, r.user_id
   LIMIT $7::int8 + $8::int8
@@ -255,7 +368,7 @@ candidates AS (
   SELECT * FROM leaders
   UNION ALL
   SELECT r.* FROM shifted s CROSS JOIN LATERAL (
-    SELECT r.user_id, r.used, r.visits, r.last_used FROM analytics.user_tokens r
+    SELECT r.user_id, r.used, r.visits, r.last_used FROM rollup_counts r
     WHERE r.user_id = s.user_id AND r.visits <> 0 OFFSET 0
   ) r
   WHERE NOT EXISTS (SELECT FROM leaders l WHERE l.user_id = s.user_id)
@@ -283,13 +396,13 @@ activity AS (
 
 /// The count of all rows of `leaders_activity_sql!`: where the rollups serve,
 /// the members whose figures the window leaves as the rollup's are counted in
-/// `user_tokens`, and the others (`shifted`, all among the candidates) as
+/// `rollup_counts`, and the others (`shifted`, all among the candidates) as
 /// listed.
 macro_rules! leaders_total_sql {
     () => {
         "CASE WHEN (SELECT from_rollup FROM reach) THEN
-         (SELECT COUNT(*) FROM analytics.user_tokens WHERE visits <> 0)
-         - (SELECT COUNT(*) FROM shifted s JOIN analytics.user_tokens r ON r.user_id = s.user_id
+         (SELECT COUNT(*) FROM rollup_counts WHERE visits <> 0)
+         - (SELECT COUNT(*) FROM shifted s JOIN rollup_counts r ON r.user_id = s.user_id
             WHERE r.visits <> 0)
          + (SELECT COUNT(*) FROM listed l
             WHERE EXISTS (SELECT FROM shifted s WHERE s.user_id = l.member_id))
@@ -304,9 +417,14 @@ macro_rules! leaders_total_sql {
 macro_rules! latest_visit_sql {
     () => {
         concat!(
-            "COALESCE(last_visit, ",
-            visit_lookup_sql!("member_id", "visit_before"),
-            " AT TIME ZONE $4::text)"
+            "CASE WHEN visit_before IS NULL THEN last_visit
+         ELSE COALESCE(",
+            visit_lookup_sql!(
+                "member_id",
+                "t.created_at >= (SELECT kept_from FROM reach) AND t.created_at < visit_before"
+            ),
+            " AT TIME ZONE $4::text, last_visit)
+       END"
         )
     };
 }
@@ -345,7 +463,8 @@ macro_rules! listed_with_joined_sql {
     };
 }
 
-/// The statement over `$activity` and `$listed` in `$order`.
+/// The statement over `$activity` and `$listed` in `$order`, whose count of
+/// all rows is `$total` and the page's latest visits `$latest_visit`.
 macro_rules! members_sql {
     ($activity:expr, $listed:expr, $order:literal, $total:expr, $latest_visit:expr) => {
         concat!(
@@ -441,25 +560,46 @@ const BY_ID: ReportSql = members_report_sql!(listed_by_activity_sql!(), "member_
 const BY_LATEST_VISIT: ReportSql =
     members_report_sql!(listed_by_activity_sql!(), "last_visit DESC NULLS LAST");
 
-/// The most visits first, of the members with tokens in the range only: the
-/// rollups' leaders (`leaders_activity_sql!`).
-const LEADERS: ReportSql = ReportSql {
-    rollups: members_sql!(
-        leaders_activity_sql!(),
-        listed_by_activity_sql!(),
-        "visits DESC",
-        leaders_total_sql!(),
-        latest_visit_sql!()
-    ),
-    tokens: BY_MOST_VISITS.tokens,
-};
+/// The most visits first, of the members with tokens in the range only, from
+/// the leaders of the rollups' `$counts` in `$window` (`leaders_activity_sql!`).
+macro_rules! leaders_sql {
+    ($window:expr, $counts:expr) => {
+        ReportSql {
+            rollups: members_sql!(
+                leaders_activity_sql!($window, $counts),
+                listed_by_activity_sql!(),
+                "visits DESC",
+                leaders_total_sql!(),
+                latest_visit_sql!()
+            ),
+            tokens: BY_MOST_VISITS.tokens,
+        }
+    };
+}
 
-/// The statements that list members in `sort`'s order; `leaders_only` when
-/// the list has no members without tokens in the range, and is not one
-/// member's row.
-pub fn members_sql(sort: Sort, leaders_only: bool) -> ReportSql {
+/// Over all time.
+const LEADERS: ReportSql = leaders_sql!(rollup_window_sql!(), all_time_counts_sql!());
+/// Over a range of a month or so: the leaders of the month's rollups.
+const MONTH_LEADERS: ReportSql = leaders_sql!(month_window_sql!(), month_counts_sql!());
+
+/// Which rollups' leaders a list of the most visits first reads: for a list
+/// that has no members without tokens in the range, and is not one member's
+/// row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaders {
+    /// Any range: the leaders over all time serve one that starts before
+    /// every token.
+    OfAllTime,
+    /// A range of a month or so: those of the month nearest to it.
+    OfAMonth,
+}
+
+/// The statements that list members in `sort`'s order, from the rollups'
+/// `leaders` where given.
+pub fn members_sql(sort: Sort, leaders: Option<Leaders>) -> ReportSql {
     match sort {
-        Sort::MostVisits if leaders_only => LEADERS,
+        Sort::MostVisits if leaders == Some(Leaders::OfAllTime) => LEADERS,
+        Sort::MostVisits if leaders == Some(Leaders::OfAMonth) => MONTH_LEADERS,
         Sort::MostVisits => BY_MOST_VISITS,
         Sort::FewestVisits => BY_FEWEST_VISITS,
         Sort::FirstJoined => BY_FIRST_JOINED,

@@ -12,6 +12,7 @@
 //! as zones. The Spin glue is `handlers`.
 
 pub mod access;
+pub mod day_starts;
 pub mod local_time;
 pub mod measures;
 pub mod members;

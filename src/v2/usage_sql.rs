@@ -75,18 +75,13 @@ FROM token_counts t FULL JOIN member_counts m ON t.bucket = m.bucket";
 /// [`USAGE_SLOTS_ACTIVE_SQL`].
 ///
 /// A bucket of local dates in `$2` is a range of instants, from the first
-/// instant of its first day (`edges.at`) to that of the next bucket. The
-/// first instant is midnight as PostgreSQL reads it, unless the offset changed
-/// in the two hours before (`steady`): where midnight is repeated, PostgreSQL
-/// reads the later one and the day starts at the earlier, which is found among
-/// the shifts zones make (30 minutes, 1 or 2 hours). The slots hold the tokens of closed time and
-/// every member by the UTC quarter hour of their timestamp read in the zone
-/// the API writes in, so a bucket is the sum of the slots within its range
-/// (one index range per bucket: a few dozen rows), exactly when:
-/// - every edge is a whole quarter hour of UTC (it is not in a zone's local
-///   mean time, before 1900), and is where the local date changes;
-/// - no local date comes back after its midnight (a jump back across
-///   midnight, as St. John's made until 2011, repeats the day before);
+/// instant of its first day (`edges.at`, `day_starts_sql!`) to that of the
+/// next bucket. The slots hold the tokens of closed time and every member by
+/// the UTC quarter hour of their timestamp read in the zone the API writes
+/// in, so a bucket is the sum of the slots within its range (one index range
+/// per bucket: a few dozen rows), exactly when:
+/// - every edge is `exact`: a whole quarter hour of UTC where the local date
+///   changes, and no local date comes back after it;
 /// - the rollups were counted in `$3`, the zone of the service's db_timezone;
 /// - no member was asked for (`$4`), and the range is a day inside the limits
 ///   of `analytics.utc_slot`.
@@ -148,34 +143,9 @@ macro_rules! usage_slots_sql {
     ($active_ctes:literal, $active_members:literal, $active_join:literal) => {
         concat!(
             "WITH edges AS (
-  SELECT d.n, d.day, e.at AT TIME ZONE 'UTC' AS at,
-         mod(date_part('epoch', e.at)::int8, 900) = 0
-           AND (e.steady
-                OR (((e.at - INTERVAL '1 microsecond') AT TIME ZONE $2::text)::date < d.day
-                    AND (e.at = m.midnight
-                         OR ((m.midnight - INTERVAL '1 microsecond') AT TIME ZONE $2::text)::date
-                            >= d.day)))
-           AND e.at >= TIMESTAMPTZ '4713-01-03 00:00:00+00 BC'
-           AND e.at < TIMESTAMPTZ '294276-12-30 00:00:00+00' AS exact
-  FROM (SELECT n, DATE '1970-01-01' + days AS day
-        FROM unnest($1::int4[]) WITH ORDINALITY AS b(days, n)) AS d
-  CROSS JOIN LATERAL (SELECT d.day::timestamp AT TIME ZONE $2::text AS midnight OFFSET 0) AS m
-  CROSS JOIN LATERAL (
-    SELECT (m.midnight - INTERVAL '2 hours') AT TIME ZONE $2::text = d.day - INTERVAL '2 hours'
-             AS steady
-    OFFSET 0
-  ) AS s
-  CROSS JOIN LATERAL (
-    SELECT s.steady,
-           CASE WHEN s.steady THEN m.midnight
-                ELSE (SELECT min(c.at)
-                      FROM unnest(ARRAY[m.midnight, m.midnight - INTERVAL '30 minutes',
-                                        m.midnight - INTERVAL '1 hour',
-                                        m.midnight - INTERVAL '2 hours']) AS c(at)
-                      WHERE (c.at AT TIME ZONE $2::text)::date >= d.day)
-           END AS at
-    OFFSET 0
-  ) AS e
+  ",
+            $crate::day_starts_sql!("$1::int4[]", "$2"),
+            "
 ),
 reach AS (
   SELECT day, buckets, slotted,

@@ -82,11 +82,12 @@ struct Endpoint {
 /// The v2 reports of issue 14's performance table, over the two years of
 /// tokens that `db/bench/generate.sql` makes (2023-01-02 to 2025-01-05).
 /// Without active_members, the usage report is read from the rollups.
-const V2_ENDPOINTS: [&str; 6] = [
+const V2_ENDPOINTS: [&str; 7] = [
     "/api/v2/usage?from=2023-01-02&to=2025-01-06&tz=Asia/Kolkata&fields=visits,tokens_issued,new_members",
     "/api/v2/usage?from=2023-01-02&to=2025-01-06&tz=Asia/Kolkata",
     "/api/v2/usage?from=2023-01-02&to=2025-01-06&tz=Asia/Kolkata&granularity=week",
     "/api/v2/members?from=2024-06-01&to=2024-07-01&tz=Asia/Kolkata",
+    "/api/v2/members?from=2024-06-01&to=2024-07-01&tz=UTC",
     "/api/v2/members?from=2022-01-01&to=2026-01-01",
     "/api/v2/members?from=2022-01-01&to=2026-01-01&include_inactive=true&format=csv",
 ];

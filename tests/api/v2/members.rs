@@ -125,6 +125,40 @@ async fn assert_list_matches(
     );
 }
 
+/// Corrections of closed time to the latest visits before `before`: member
+/// 4's deleted, 5's unused, 7's moved to member 6; then `more`.
+async fn correct_latest_visits(app: &TestApp, before: &str, more: &str) {
+    let latest = |member: i32| {
+        format!(
+            "(SELECT id FROM tokens WHERE user_id = {member} AND used_at IS NOT NULL \
+             AND created_at < '{before}' ORDER BY created_at DESC LIMIT 1)"
+        )
+    };
+    app.db
+        .execute(&format!(
+            "DELETE FROM tokens WHERE id = {};
+             UPDATE tokens SET used_at = NULL WHERE id = {};
+             UPDATE tokens SET user_id = 6 WHERE id = {};
+             {more}",
+            latest(4),
+            latest(5),
+            latest(7)
+        ))
+        .await;
+}
+
+/// The first of `path`'s list is member 3, with the 1,000 visits more that
+/// only the rollups hold.
+async fn assert_member_3_leads(app: &TestApp, path: &str) {
+    let (status, leaders) = app.get_v2_json(path).await;
+    assert_eq!(status, 200, "{path}: {leaders}");
+    assert_eq!(leaders["members"][0]["member_id"], 3, "{path}: {leaders}");
+    assert!(
+        leaders["members"][0]["visits"].as_i64().unwrap() > 1000,
+        "{path}: {leaders}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_order_and_page_equals_plain_sql() {
     let mut rng = StdRng::seed_from_u64(15);
@@ -182,18 +216,13 @@ async fn all_time_from_the_rollups_equals_plain_sql() {
     }
     // Corrections of closed time: a member's latest visit taken away, one
     // unused, a token moved to another member and an early one added.
-    app.db
-        .execute(
-            "DELETE FROM tokens WHERE id = (SELECT id FROM tokens WHERE user_id = 4 \
-               AND used_at IS NOT NULL AND created_at < '2100-01-01' ORDER BY created_at DESC LIMIT 1);
-             UPDATE tokens SET used_at = NULL WHERE id = (SELECT id FROM tokens WHERE user_id = 5 \
-               AND used_at IS NOT NULL AND created_at < '2100-01-01' ORDER BY created_at DESC LIMIT 1);
-             UPDATE tokens SET user_id = 6 WHERE id = (SELECT id FROM tokens WHERE user_id = 7 \
-               AND used_at IS NOT NULL AND created_at < '2100-01-01' ORDER BY created_at DESC LIMIT 1);
-             INSERT INTO tokens (user_id, token, created_at, used_at) \
-               VALUES (8, '000008', '1900-01-01 10:00', '1900-01-01 10:05');",
-        )
-        .await;
+    correct_latest_visits(
+        &app,
+        "2100-01-01",
+        "INSERT INTO tokens (user_id, token, created_at, used_at) \
+         VALUES (8, '000008', '1900-01-01 10:00', '1900-01-01 10:05');",
+    )
+    .await;
     // The most visits first, without the inactive: only the rollups' leaders
     // are read, with the members that the window changes. Small pages, so
     // that members whose tokens after the end take them off the top (and open
@@ -218,15 +247,11 @@ async fn all_time_from_the_rollups_equals_plain_sql() {
              WHERE user_id = 3",
         )
         .await;
-    let (status, leaders) = app
-        .get_v2_json("/api/v2/members?from=-4712-01-01&to=2100-01-01&tz=UTC&limit=1")
-        .await;
-    assert_eq!(status, 200, "{leaders}");
-    assert_eq!(leaders["members"][0]["member_id"], 3, "{leaders}");
-    assert!(
-        leaders["members"][0]["visits"].as_i64().unwrap() > 1000,
-        "{leaders}"
-    );
+    assert_member_3_leads(
+        &app,
+        "/api/v2/members?from=-4712-01-01&to=2100-01-01&tz=UTC&limit=1",
+    )
+    .await;
     let issued = |from: &'static str, to: &'static str| {
         let app = &app;
         async move {
@@ -250,6 +275,93 @@ async fn all_time_from_the_rollups_equals_plain_sql() {
     // window after the end would be longer than the range: from `tokens`.
     assert_eq!(issued("2000-01-01", "2100-01-01").await, 0);
     assert_eq!(issued("-4712-01-01", "-4700-01-01").await, 0);
+}
+
+/// With the rollups, a page of the most visits first over a month reads the
+/// month's per-member counts, corrected by the tokens in the hours where the
+/// month in the report's zone and in UTC differ, and by open time. Months
+/// whose edges cut through crowded days, in random zones, equal plain SQL,
+/// before and after corrections of closed time (one moves a token to the
+/// month before), and with the boundary moved back into a month; a count
+/// that only the month's rollups hold shows that they were read, and only
+/// where they serve.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_month_from_the_rollups_equals_plain_sql() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let app = spawn_app_with_random_data_and_rollups(10, "UTC", "UTC", &[]).await;
+    let months = [
+        ("2024-03-01", "2024-04-01"),
+        ("2024-04-01", "2024-05-01"),
+        ("2024-10-01", "2024-11-01"),
+        ("2024-11-01", "2024-12-01"),
+        ("2011-12-01", "2012-01-01"),
+    ];
+    let check_months = |rng: &mut StdRng| {
+        let app = &app;
+        let zones: Vec<&str> = (0..months.len()).map(|_| random_zone(rng)).collect();
+        async move {
+            for (round, ((from, to), tz)) in months.into_iter().zip(zones).enumerate() {
+                let ask = ask(tz, "UTC", from, to);
+                assert_list_matches(app, &ask, "-visits", false, 1 + round % 3).await;
+            }
+        }
+    };
+    check_months(&mut rng).await;
+    // Corrections of closed time: a member's latest visit of March taken
+    // away, one unused, one moved to another member, one moved into February,
+    // and one added.
+    correct_latest_visits(
+        &app,
+        "2024-04-01",
+        "UPDATE tokens SET created_at = '2024-02-29 22:00' WHERE id = (SELECT id FROM tokens \
+           WHERE user_id = 8 AND used_at IS NOT NULL AND created_at >= '2024-03-01' \
+           ORDER BY created_at LIMIT 1);
+         INSERT INTO tokens (user_id, token, created_at, used_at) \
+           VALUES (9, '000009', '2024-03-31 23:00', '2024-03-31 23:05');",
+    )
+    .await;
+    check_months(&mut rng).await;
+    // The boundary back in the middle of a crowded end of March: the rest of
+    // the month, and the months after it, are open time.
+    app.db
+        .execute("SELECT analytics.move_rollup_boundary('2024-03-30 12:00')")
+        .await;
+    check_months(&mut rng).await;
+    for tz in ["Asia/Kolkata", "Pacific/Kiritimati", "America/Havana"] {
+        let ask = ask(tz, "UTC", "2024-03-01", "2024-04-01");
+        assert_list_matches(&app, &ask, "-visits", false, 2).await;
+    }
+    app.db.execute("SELECT analytics.close_rollups()").await;
+
+    // Tokens that only the rollups of March hold, for member 3.
+    app.db
+        .execute(
+            "UPDATE analytics.member_months SET visits = visits + 1000, used = used + 1000 \
+             WHERE user_id = 3 AND month = '2024-03-01'",
+        )
+        .await;
+    assert_member_3_leads(
+        &app,
+        "/api/v2/members?from=2024-03-01&to=2024-04-01&tz=Asia/Kolkata&limit=1",
+    )
+    .await;
+    // Not a month (the difference would be more than a quarter of the
+    // range), or not listed by the most visits first: from `tokens`.
+    for path in [
+        "/api/v2/members?from=2024-03-04&to=2024-03-25&tz=UTC&limit=1",
+        "/api/v2/members?from=2024-03-01&to=2024-04-01&tz=UTC&limit=1&sort=visits",
+        "/api/v2/members?from=2024-03-01&to=2024-04-01&tz=UTC&include_inactive=true",
+    ] {
+        let (status, page) = app.get_v2_json(path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let members = page["members"].as_array().unwrap();
+        assert!(
+            members
+                .iter()
+                .all(|row| row["visits"].as_i64().unwrap() < 1000),
+            "{path}: {page}"
+        );
+    }
 }
 
 /// One member: the row of the list and that member's usage series.

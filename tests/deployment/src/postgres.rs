@@ -455,7 +455,7 @@ fn the_rollups_cron_job_closes_time_as_the_service_role_and_can_do_nothing_more(
             "SELECT analytics.add_used_tokens('2023-02-07', 100)",
             "add_used_tokens",
         ),
-        ("SELECT analytics.find_last_used(1)", "find_last_used"),
+        ("SELECT analytics.find_last_used(1, NULL)", "find_last_used"),
     ] {
         let denied = as_role(&format!("BEGIN READ WRITE; {sql}; COMMIT")).unwrap_err();
         assert!(

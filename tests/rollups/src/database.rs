@@ -1,5 +1,6 @@
 //! The comparison of the reports over the rollups with the original reports,
 //! and of the v2 usage report's slots and the member list's per-member counts
+//! (over all time and per month)
 //! with `tokens` and `users`, on a
 //! throwaway PostgreSQL 15 of `test_support`.
 
@@ -34,6 +35,16 @@ const MEMBER_TOKENS: ReportSql = ReportSql {
              FROM tokens t, analytics.rollup_boundary b WHERE t.created_at < b.closed_before \
              GROUP BY 1",
 };
+/// The same per month of `created_at`, which the member list of a month reads.
+const MEMBER_MONTHS: ReportSql = ReportSql {
+    rollups: "SELECT month, user_id, visits, used, last_used FROM analytics.member_months \
+              WHERE visits <> 0 OR used <> 0 OR last_used IS NOT NULL",
+    tokens: "SELECT date_trunc('month', t.created_at)::date AS month, t.user_id, \
+             count(*)::int8 AS visits, count(t.used_at)::int8 AS used, \
+             max(t.created_at) FILTER (WHERE t.used_at IS NOT NULL) AS last_used \
+             FROM tokens t, analytics.rollup_boundary b WHERE t.created_at < b.closed_before \
+             GROUP BY 1, 2",
+};
 const SLOT_ENTRIES: &str = "SELECT result::text FROM ({}) AS result ORDER BY 1";
 
 /// Each report's two queries, as the component runs them: over `tokens` (the
@@ -42,7 +53,7 @@ const SLOT_ENTRIES: &str = "SELECT result::text FROM ({}) AS result ORDER BY 1";
 /// visits report is one row of arrays in no set order: one entry per user.
 /// The slots of the v2 usage report and the member list's counts, which they
 /// read with parameters, are compared whole.
-const REPORTS: [(&str, ReportSql, &str); 5] = [
+const REPORTS: [(&str, ReportSql, &str); 6] = [
     (
         "daily usage",
         DAILY_USAGE,
@@ -58,6 +69,7 @@ const REPORTS: [(&str, ReportSql, &str); 5] = [
     ("token slots", TOKEN_SLOTS, SLOT_ENTRIES),
     ("member slots", MEMBER_SLOTS, SLOT_ENTRIES),
     ("member tokens", MEMBER_TOKENS, SLOT_ENTRIES),
+    ("member months", MEMBER_MONTHS, SLOT_ENTRIES),
 ];
 
 /// Compare both reports, computed both ways, within one snapshot: what any
