@@ -145,8 +145,10 @@ macro_rules! visit_lookup_sql {
     };
 }
 
-/// The CTEs that both rollup statements share: `reach`, whether the rollups
-/// serve the range (`from_rollup`), and `corrections`, what the window changes
+/// The CTEs of a list over all time's rollups (`user_tokens`), which the
+/// orders' rollup statements and `LEADERS` share: `reach`, whether the
+/// rollups serve the range (`from_rollup`) and the time that both hold
+/// (`kept_from` to `kept_before`), and `corrections`, what the window changes
 /// of each member's rollup figures.
 ///
 /// The rollups count every token of closed time (before `closed_before`) per
@@ -218,10 +220,8 @@ macro_rules! corrections_sql {
 /// `activity` from the rollups where they serve (`reach.from_rollup`), else
 /// from `tokens` (`rollup_window_sql!`).
 ///
-/// The latest visit is the rollup's when it is two days or more before the
-/// range's end; else the latest in the window, when the range has one there;
-/// else (the rollup's latest is after the range's end) looked up
-/// (`rolled_sql!`).
+/// The latest visit follows `rolled_sql!`, looked up where the rollup's is
+/// after the range's end.
 macro_rules! rollup_activity_sql {
     () => {
         concat!(
@@ -268,7 +268,7 @@ macro_rules! month_window_sql {
             "
 ),
 reach AS MATERIALIZED (
-  SELECT s.first_day, s.end_day, e.low, e.high, m.month, c.counted_before,
+  SELECT e.low, e.high, m.month, c.counted_before,
          GREATEST(m.month, e.low) AS kept_from, LEAST(c.counted_before, e.high) AS kept_before,
          e.exact AND $4::text = 'UTC' AND isfinite(b.closed_before)
            AND LEAST(c.counted_before, e.high) > GREATEST(m.month, e.low)
@@ -277,7 +277,7 @@ reach AS MATERIALIZED (
                        - LEAST(c.counted_before, e.high, b.closed_before)))
                < LEAST(e.high, b.closed_before) - LEAST(e.low, b.closed_before)
            AS from_rollup
-  FROM span s CROSS JOIN analytics.rollup_boundary b
+  FROM analytics.rollup_boundary b
   CROSS JOIN (SELECT min(at) FILTER (WHERE n = 1) AS low, min(at) FILTER (WHERE n = 2) AS high,
                      bool_and(exact) AS exact
               FROM edges) AS e
